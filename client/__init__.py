@@ -1,0 +1,1 @@
+"""Site-side code: the Flower ClientApp and the tools a hospital runs locally."""

@@ -1,0 +1,114 @@
+"""Training without federation: pooled sites (the centralized upper bound) or one site.
+
+The steps mirror the federation so the two are comparable: each reference site
+fits its own profile, the profiles are merged weighted by case count, every
+site's cases are mapped onto the merged profile, and one U-Net trains on all of
+the resulting targets.
+"""
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.artifact import ArtifactMetadata, Provenance, save_artifact, software_versions
+from common.configs.settings import HarmonizerSettings
+from common.errors import InputError
+from common.model import build_model
+from common.profile import ReferenceProfile, merge_profiles
+from common.sites import SiteFolder
+from common.targets import ReferenceCase, load_reference_cases, site_profile, training_targets
+from common.training import TrainingResult, collect_slices, train_harmonizer
+
+logger = logging.getLogger(__name__)
+
+TRAINING_LOG = "training.json"
+
+
+@dataclass(frozen=True)
+class LocalTrainingOutcome:
+    metadata: ArtifactMetadata
+    result: TrainingResult
+    num_slices: int
+
+
+def choose_reference_sites(sites: Sequence[SiteFolder], requested: Sequence[str]) -> list[str]:
+    """The named reference sites, or every site whose site.toml lets it contribute."""
+    names = [site.name for site in sites]
+    unknown = [name for name in requested if name not in names]
+    if unknown:
+        raise InputError(
+            f"--reference-site {', '.join(unknown)}: not among the training sites ({', '.join(names)})"
+        )
+    chosen = list(requested) or [s.name for s in sites if s.config.reference_contributor]
+    if not chosen:
+        raise InputError("no reference site: every site.toml says reference_contributor = false")
+    return chosen
+
+
+def consortium_profile(
+    cases_by_site: dict[str, list[ReferenceCase]],
+    reference_sites: Sequence[str],
+    settings: HarmonizerSettings,
+    modality: str,
+) -> ReferenceProfile:
+    profiles = [site_profile(cases_by_site[n], settings.profile, modality) for n in reference_sites]
+    return merge_profiles(profiles, settings.profile.min_cases)
+
+
+def train_local(
+    sites: Sequence[SiteFolder],
+    run_dir: Path,
+    settings: HarmonizerSettings,
+    *,
+    reference_sites: Sequence[str] = (),
+    device_name: str,
+    progress: bool = True,
+) -> LocalTrainingOutcome:
+    """Pool the sites' reference cases, train, and write ``run_dir/model``."""
+    from common.device import resolve_device
+
+    device = resolve_device(device_name)
+    modalities = {site.config.modality for site in sites}
+    if len(modalities) > 1:
+        raise InputError(f"sites disagree on modality ({', '.join(sorted(modalities))})")
+    modality = modalities.pop()
+    references = choose_reference_sites(sites, reference_sites)
+    cases_by_site = {
+        site.name: load_reference_cases(
+            site.reference_files, settings.profile, progress=progress, label=site.name
+        )
+        for site in sites
+    }
+    profile = consortium_profile(cases_by_site, references, settings, modality)
+    cases = [case for name in cases_by_site for case in cases_by_site[name]]
+    targets = training_targets(cases, profile, settings.profile)
+    slices = collect_slices(
+        targets, [case.mask for case in cases], settings.training.min_slice_foreground
+    )
+    logger.info(
+        "training on %d slices from %d cases at %d sites", len(slices), len(cases), len(sites)
+    )
+    model = build_model(settings.model, seed=settings.training.seed)
+    result = train_harmonizer(
+        model,
+        slices,
+        settings.training,
+        settings.augmentation,
+        device=device,
+        progress=progress,
+        description="train-local",
+    )
+    provenance = Provenance(
+        mode="centralized" if len(sites) > 1 else "local",
+        sites=tuple(site.name for site in sites),
+        reference_sites=tuple(references),
+        rounds=0,
+        versions=software_versions(),
+        settings=json.loads(settings.model_dump_json()),
+    )
+    metadata = save_artifact(Path(run_dir) / "model", model.cpu(), profile, provenance)
+    log = {"epoch_losses": result.epoch_losses, "num_slices": len(slices), "num_cases": len(cases)}
+    (Path(run_dir) / TRAINING_LOG).write_text(json.dumps(log, indent=2), encoding="utf-8")
+    return LocalTrainingOutcome(metadata=metadata, result=result, num_slices=len(slices))

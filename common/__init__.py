@@ -1,0 +1,1 @@
+"""The library both sides of the federation use: configs, I/O, augmentation, model, training."""

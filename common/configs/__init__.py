@@ -1,0 +1,1 @@
+"""Pydantic configs, one module per topic, each validated once at the edge."""

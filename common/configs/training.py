@@ -1,0 +1,24 @@
+"""How the harmonizer is trained, locally or in one federated round."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainingConfig(BaseModel):
+    """Optimisation settings; the defaults fit a 2-core laptop with 2 mm phantoms."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(default=4, ge=1, le=10_000, description="passes over all slices")
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    learning_rate: float = Field(default=2e-3, gt=0.0, le=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    gradient_loss_weight: float = Field(
+        default=0.5, ge=0.0, le=100.0, description="weight of the L1 loss on image gradients"
+    )
+    min_slice_foreground: float = Field(
+        default=0.05, ge=0.0, lt=1.0, description="skip axial slices with less foreground"
+    )
+    seed: int = Field(default=0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -1,0 +1,107 @@
+"""The harmonizer: a small 2D U-Net with residual output.
+
+Built from named blocks; every hyperparameter comes from :class:`UNetConfig`,
+which is saved with the weights. GroupNorm/InstanceNorm keep no running
+statistics, so weights average cleanly across sites.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.configs.model import UNetConfig
+
+
+def _norm(channels: int, config: UNetConfig) -> nn.Module:
+    if config.norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+    return nn.GroupNorm(min(config.groups, channels), channels)
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3x3 convolutions, each followed by normalization and SiLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            _norm(out_channels, config),
+            nn.SiLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            _norm(out_channels, config),
+            nn.SiLU(inplace=True),
+        )
+
+
+class DownBlock(nn.Sequential):
+    """Halve the resolution, then a :class:`ConvBlock` that doubles the channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
+        super().__init__(nn.MaxPool2d(2), ConvBlock(in_channels, out_channels, config))
+
+
+class UpBlock(nn.Module):
+    """Upsample, concatenate the skip connection, then a :class:`ConvBlock`."""
+
+    def __init__(self, in_channels: int, skip_channels: int, config: UNetConfig) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, skip_channels, 2, stride=2)
+        self.conv = ConvBlock(2 * skip_channels, skip_channels, config)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), skip], dim=1))
+
+
+class HarmonizerUNet(nn.Module):
+    """Maps altered slices to the reference contrast.
+
+    Input ``(B, in_channels, H, W)`` of any H, W (padded internally to a multiple
+    of ``2**depth`` and cropped back); output ``(B, 1, H, W)``. With ``residual``
+    the network predicts a correction added to the centre input slice, so an
+    untrained or zero-initialised head starts at the identity.
+    """
+
+    def __init__(self, config: UNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or UNetConfig()
+        c = self.config.base_channels
+        widths = [c * 2**level for level in range(self.config.depth + 1)]
+        self.stem = ConvBlock(self.config.in_channels, widths[0], self.config)
+        self.downs = nn.ModuleList(
+            DownBlock(widths[i], widths[i + 1], self.config) for i in range(self.config.depth)
+        )
+        self.ups = nn.ModuleList(
+            UpBlock(widths[i + 1], widths[i], self.config)
+            for i in reversed(range(self.config.depth))
+        )
+        self.head = nn.Conv2d(widths[0], 1, 1)
+        if self.config.residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        multiple = 2**self.config.depth
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
+        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        skips = [self.stem(padded)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        y = skips.pop()
+        for up in self.ups:
+            y = up(y, skips.pop())
+        y = self.head(y)[..., :height, :width]
+        if self.config.residual:
+            centre = self.config.in_channels // 2
+            y = y + x[:, centre : centre + 1]
+        return y
+
+
+def build_model(config: UNetConfig, seed: int) -> HarmonizerUNet:
+    """Construct the network with weights drawn from ``seed``, leaving global RNG alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return HarmonizerUNet(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,163 @@
+"""Training the harmonizer on slices of prepared target volumes.
+
+Each step takes a batch of target slices (already in the shared reference
+contrast), alters them on the fly with the augmentation family, and teaches the
+U-Net to undo the alteration. The loss is L1 inside the foreground plus an L1
+term on image gradients, which keeps edges sharp. All randomness comes from one
+generator derived from the run seed and a caller-given key (site, round), so a
+run replays exactly on the CPU.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from common.augment.pipeline import Augmenter
+from common.configs.augmentation import AugmentationConfig
+from common.configs.training import TrainingConfig
+from common.errors import HarmonizationError
+from common.mask import slice_foreground_fraction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SliceSet:
+    """Axial target slices and their foreground masks, padded to one size.
+
+    ``targets`` is float32 (N, H, W) in profile units; ``masks`` is bool (N, H, W).
+    """
+
+    targets: torch.Tensor
+    masks: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+@dataclass
+class TrainingResult:
+    """What one call to :func:`train_harmonizer` did, for logs and federated metrics."""
+
+    epoch_losses: list[float] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    num_examples: int = 0
+
+    @property
+    def final_loss(self) -> float:
+        return self.epoch_losses[-1] if self.epoch_losses else float("nan")
+
+
+def collect_slices(
+    volumes: Sequence[np.ndarray], masks: Sequence[np.ndarray], min_foreground: float
+) -> SliceSet:
+    """Axial slices whose foreground share is at least ``min_foreground`` of the largest."""
+    if not volumes:
+        raise HarmonizationError("no target volumes to train on")
+    height = max(v.shape[0] for v in volumes)
+    width = max(v.shape[1] for v in volumes)
+    targets, slice_masks = [], []
+    for volume, mask in zip(volumes, masks, strict=True):
+        fraction = slice_foreground_fraction(mask)
+        keep = np.flatnonzero(fraction >= min_foreground * fraction.max())
+        pad = ((0, height - volume.shape[0]), (0, width - volume.shape[1]), (0, 0))
+        targets.append(np.pad(volume, pad)[:, :, keep].transpose(2, 0, 1))
+        slice_masks.append(np.pad(mask, pad)[:, :, keep].transpose(2, 0, 1))
+    return SliceSet(
+        targets=torch.from_numpy(np.concatenate(targets).astype(np.float32)),
+        masks=torch.from_numpy(np.concatenate(slice_masks).astype(bool)),
+    )
+
+
+def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over foreground pixels; shapes (B, H, W)."""
+    weight = mask.to(prediction.dtype)
+    return ((prediction - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def masked_gradient_l1(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """L1 between finite-difference gradients, where both neighbours are foreground."""
+    loss = prediction.new_zeros(())
+    for dim in (-2, -1):
+        diff_pred = torch.diff(prediction, dim=dim)
+        diff_target = torch.diff(target, dim=dim)
+        both = mask.narrow(dim, 0, mask.shape[dim] - 1) & mask.narrow(dim, 1, mask.shape[dim] - 1)
+        loss = loss + masked_l1(diff_pred, diff_target, both)
+    return loss
+
+
+def harmonization_loss(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, gradient_weight: float
+) -> torch.Tensor:
+    loss = masked_l1(prediction, target, mask)
+    if gradient_weight > 0:
+        loss = loss + gradient_weight * masked_gradient_l1(prediction, target, mask)
+    return loss
+
+
+def training_generator(seed: int, key: Sequence[int]) -> torch.Generator:
+    """A private generator for one training call, from the run seed and a stable key."""
+    state = np.random.SeedSequence([seed, *key]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def train_harmonizer(
+    model: torch.nn.Module,
+    slices: SliceSet,
+    training: TrainingConfig,
+    augmentation: AugmentationConfig,
+    *,
+    device: torch.device,
+    key: Sequence[int] = (),
+    progress: bool = True,
+    description: str = "training",
+) -> TrainingResult:
+    """Train ``model`` in place for ``training.epochs`` passes over ``slices``."""
+    if len(slices) == 0:
+        raise HarmonizationError("no usable slices: every slice is below the foreground threshold")
+    generator = training_generator(training.seed, key)
+    augmenter = Augmenter(augmentation)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
+    )
+    batches_per_epoch = -(-len(slices) // training.batch_size)
+    result = TrainingResult()
+    bar = tqdm(
+        total=training.epochs * batches_per_epoch,
+        desc=description,
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    )
+    with bar:
+        for _ in range(training.epochs):
+            order = torch.randperm(len(slices), generator=generator)
+            epoch_loss, seen = 0.0, 0
+            for start in range(0, len(slices), training.batch_size):
+                index = order[start : start + training.batch_size]
+                target = slices.targets[index].to(device)
+                mask = slices.masks[index].to(device)
+                altered, _ = augmenter(target, generator)
+                prediction = model(altered[:, None])[:, 0]
+                loss = harmonization_loss(prediction, target, mask, training.gradient_loss_weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                value = float(loss.detach())
+                result.step_losses.append(value)
+                epoch_loss += value * len(index)
+                seen += len(index)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+            result.epoch_losses.append(epoch_loss / seen)
+            result.num_examples += seen
+            logger.debug("%s: epoch loss %.5f", description, result.epoch_losses[-1])
+    model.eval()
+    return result

@@ -1,0 +1,1 @@
+"""The ``fedharmonize`` command line: one module per subcommand, wired in ``main``."""

@@ -1,0 +1,1 @@
+"""Consortium-side code: the Flower ServerApp, strategy, checkpoints and publishing."""

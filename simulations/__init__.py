@@ -1,0 +1,1 @@
+"""Phantoms, local simulation runner, evaluation against baselines and the report."""
