@@ -39,7 +39,8 @@ def choose_reference_sites(sites: Sequence[SiteFolder], requested: Sequence[str]
     unknown = [name for name in requested if name not in names]
     if unknown:
         raise InputError(
-            f"--reference-site {', '.join(unknown)}: not among the training sites ({', '.join(names)})"
+            f"--reference-site {', '.join(unknown)}: not among the training sites "
+            f"({', '.join(names)})"
         )
     chosen = list(requested) or [s.name for s in sites if s.config.reference_contributor]
     if not chosen:

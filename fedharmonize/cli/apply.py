@@ -60,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(args.inputs, args.output, overwrite=args.overwrite)
     summary = apply_model(artifact, jobs, mask_path=args.mask, device=device)
     print(f"harmonized {len(summary.written)} of {len(jobs)} scans into {args.output}")
-    for source, message in summary.failed:
+    for _source, message in summary.failed:
         print(f"  failed: {message}", file=sys.stderr)
     return 1 if summary.failed else 0
