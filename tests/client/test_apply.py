@@ -1,0 +1,99 @@
+"""Applying a model to a site's scans: naming, safety, skipping bad inputs."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from client.apply import apply_model, plan_jobs
+from common.artifact import Provenance, load_artifact, save_artifact
+from common.configs.model import UNetConfig
+from common.errors import InputError
+from common.model import build_model
+from common.profile import ReferenceProfile
+
+LPS = np.array([[-2.0, 0, 0, 10], [0, -2.0, 0, 20], [0, 0, 2.0, 30], [0, 0, 0, 1]])
+
+
+@pytest.fixture
+def identity_artifact(tmp_path):
+    """An untrained residual U-Net: its output is the normalized input."""
+    profile = ReferenceProfile(
+        modality="T1w",
+        percentiles=(1.0, 50.0, 99.0),
+        landmarks=(0.1, 0.6, 1.0),
+        radial_power=(0.7, 0.2, 0.07, 0.03),
+        n_cases=3,
+    )
+    provenance = Provenance(mode="local", sites=("a",), reference_sites=("a",), rounds=0)
+    save_artifact(
+        tmp_path / "model", build_model(UNetConfig(base_channels=8), 0), profile, provenance
+    )
+    return load_artifact(tmp_path / "model")
+
+
+def test_folder_inputs_mirror_their_layout(tmp_path, write_nifti, head):
+    scans = tmp_path / "scans"
+    write_nifti("a.nii.gz", head, folder=scans)
+    write_nifti("b.nii", head, folder=scans / "nested")
+    (scans / "readme.txt").write_text("ignored")
+
+    jobs = plan_jobs([scans], tmp_path / "out")
+
+    assert [j.destination.relative_to(tmp_path / "out").as_posix() for j in jobs] == [
+        "a.nii.gz",
+        "nested/b.nii",
+    ]
+
+
+def test_plans_that_would_lose_data_are_refused(tmp_path, write_nifti, head):
+    scan = write_nifti("a.nii.gz", head, folder=tmp_path / "one")
+    twin = write_nifti("a.nii.gz", head, folder=tmp_path / "two")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.nii.gz").write_bytes(b"previous result")
+
+    with pytest.raises(InputError, match="would overwrite an input"):
+        plan_jobs([scan], tmp_path / "one")
+    with pytest.raises(InputError, match="would write the same output"):
+        plan_jobs([scan, twin], tmp_path / "fresh")
+    with pytest.raises(InputError, match="already exists"):
+        plan_jobs([scan], tmp_path / "out")
+    assert len(plan_jobs([scan], tmp_path / "out", overwrite=True)) == 1
+    with pytest.raises(InputError, match="no such file"):
+        plan_jobs([tmp_path / "missing.nii.gz"], tmp_path / "out")
+
+
+def test_outputs_keep_geometry_and_bad_inputs_are_skipped(
+    tmp_path, write_nifti, head, identity_artifact
+):
+    good = write_nifti("good.nii.gz", head * 500, LPS, folder=tmp_path / "in")
+    bad = write_nifti("flat.nii.gz", np.ones((16, 16, 16), np.float32), folder=tmp_path / "in")
+    before = good.read_bytes()
+    jobs = plan_jobs([good, bad], tmp_path / "out")
+
+    summary = apply_model(identity_artifact, jobs, device=torch.device("cpu"), progress=False)
+
+    assert summary.written == [tmp_path / "out" / "good.nii.gz"]
+    assert [str(source) for source, _ in summary.failed] == [str(bad)]
+    assert "flat.nii.gz" in summary.failed[0][1] and "constant" in summary.failed[0][1]
+    written = nib.load(str(tmp_path / "out" / "good.nii.gz"))
+    np.testing.assert_allclose(written.affine, LPS)
+    assert written.shape == head.shape
+    # identity network: output is the input divided by its foreground 99th percentile
+    ratio = written.get_fdata()[head > 0.5] / (head * 500)[head > 0.5]
+    assert np.ptp(ratio) < 1e-4
+    assert good.read_bytes() == before
+    assert not (tmp_path / "out" / "flat.nii.gz").exists()
+
+
+def test_user_mask_is_used_and_checked(tmp_path, write_nifti, head, identity_artifact):
+    scan = write_nifti("scan.nii.gz", head, folder=tmp_path / "in")
+    wrong_grid = write_nifti("mask.nii.gz", np.ones((10, 10, 10), np.uint8), folder=tmp_path)
+    jobs = plan_jobs([scan], tmp_path / "out")
+
+    summary = apply_model(
+        identity_artifact, jobs, mask_path=wrong_grid, device=torch.device("cpu"), progress=False
+    )
+
+    assert summary.written == []
+    assert "does not match" in summary.failed[0][1]
