@@ -1,0 +1,71 @@
+"""The command line: help that teaches, one-line errors, exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fedharmonize.cli.main import main
+
+ROOT_COMMANDS = ["phantoms", "train-local", "apply", "site"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "must_mention"),
+    [
+        (["apply", "--help"], ["--model", "--output", "--mask", "never modified", "examples"]),
+        (["train-local", "--help"], ["--sites-root", "--out", "centralized", "examples"]),
+        (["site", "check", "--help"], ["SITE_DIR", "site.toml", "reference_contributor"]),
+    ],
+)
+def test_help_teaches(argv, must_mention, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    text = capsys.readouterr().out
+
+    assert exit_info.value.code == 0
+    for phrase in must_mention:
+        assert phrase in text
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    text = capsys.readouterr().out
+    assert all(command in text for command in ROOT_COMMANDS)
+
+
+def test_user_errors_are_one_line_on_stderr_with_exit_code_2(tmp_path, capsys):
+    code = main(["site", "check", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "nowhere: site folder not found" in err
+    assert "Traceback" not in err
+
+
+def test_site_check_exit_codes(sites_root, capsys):
+    assert main(["site", "check", str(sites_root / "site-a")]) == 0
+    assert main(["site", "check", str(sites_root / "site-a"), "--min-cases", "9"]) == 1
+    assert "NOT ready" in capsys.readouterr().out
+
+
+def test_apply_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
+    code = main(["apply", "--model", str(tmp_path / "nope"), "x.nii.gz", "--output", "out"])
+
+    assert code == 2
+    assert "model folder not found" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_a_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "fedharmonize.cli.main", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("fedharmonize ")
