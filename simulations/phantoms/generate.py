@@ -111,10 +111,10 @@ def groundtruth(subject: Subject, consortium: ConsortiumConfig, modality: Modali
 
 
 def count_outputs(request: PhantomRequest, consortium: ConsortiumConfig) -> int:
-    """Number of files :func:`generate_phantoms` writes (for a progress bar)."""
+    """Files :func:`generate_phantoms` writes: scans, site.toml, masks, manifest, preview."""
     n_sites = len(consortium.sites)
     per_test = n_sites + 1 + len(MASK_NAMES)
-    return n_sites * request.subjects + request.test_subjects * per_test + 2
+    return n_sites * (request.subjects + 1) + request.test_subjects * per_test + 2
 
 
 def prepare_output(out: Path, force: bool) -> None:
@@ -148,6 +148,17 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+def _write_site_toml(folder: Path, is_reference: bool, modality: str) -> None:
+    """Only the reference site contributes to the shared reference contrast by default."""
+    role = "the reference-protocol site" if is_reference else "a non-reference site"
+    text = (
+        f"# written by 'fedharmonize phantoms': {role}\n"
+        f'modality = "{modality}"\n'
+        f"reference_contributor = {'true' if is_reference else 'false'}\n"
+    )
+    (folder / "site.toml").write_text(text, encoding="utf-8")
+
+
 def generate_phantoms(
     out: Path,
     request: PhantomRequest,
@@ -177,6 +188,9 @@ def generate_phantoms(
             seed_path = scan_seed_path(seed, subject, site_index)
             cases.append(_case_record(relative, subject, seed_path, applied, sigma))
             report(relative)
+        _write_site_toml(
+            out / "sites" / site.name, site.name == consortium.reference_site, modality
+        )
         sites_record[site.name] = {
             "protocol": site.protocols[modality].model_dump(mode="json"),
             "protocol_label": site.protocols[modality].label(),

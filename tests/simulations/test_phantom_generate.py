@@ -8,6 +8,7 @@ import pytest
 from scipy import ndimage
 
 from common.errors import ConfigError, HarmonizationError
+from common.sites import discover_sites
 from simulations.phantoms.anatomy import load_template
 from simulations.phantoms.generate import (
     PhantomRequest,
@@ -26,6 +27,16 @@ def load(path: Path) -> np.ndarray:
     return np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
 
 
+def test_only_the_reference_site_contributes_to_the_reference_contrast(
+    phantom_folder: Folder,
+) -> None:
+    out, manifest = phantom_folder
+
+    contributors = [s.name for s in discover_sites(out / "sites") if s.config.reference_contributor]
+
+    assert contributors == [manifest["reference_site"]]
+
+
 def test_folder_has_the_design_layout(phantom_folder: Folder) -> None:
     out, manifest = phantom_folder
 
@@ -37,8 +48,11 @@ def test_folder_has_the_design_layout(phantom_folder: Folder) -> None:
             "manifest.json",
             "preview.png",
             "sites/site-a/reference/sub-001_T1w.nii.gz",
+            "sites/site-a/site.toml",
             "sites/site-b/reference/sub-002_T1w.nii.gz",
+            "sites/site-b/site.toml",
             "sites/site-c/reference/sub-003_T1w.nii.gz",
+            "sites/site-c/site.toml",
             *[
                 f"test/{test_subject}/{name}.nii.gz"
                 for name in (
