@@ -76,7 +76,8 @@ def harmonize_file(
 ) -> None:
     volume = load_volume(job.source)
     mask = load_mask(mask_path, volume) if mask_path else foreground_mask(volume.data)
-    harmonized = harmonize_volume(artifact.model, volume.data, mask, device=device)
+    profile = artifact.metadata.reference_profile
+    harmonized = harmonize_volume(artifact.model, volume.data, mask, profile, device=device)
     save_like(volume, harmonized, job.destination)
 
 

@@ -97,6 +97,7 @@ def train_local(
         slices,
         settings.training,
         settings.augmentation,
+        percentiles=profile.percentiles,
         device=device,
         progress=progress,
         description="train-local",

@@ -11,7 +11,6 @@ run replays exactly on the CPU.
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from common.augment.pipeline import Augmenter
 from common.configs.augmentation import AugmentationConfig
 from common.configs.training import TrainingConfig
 from common.errors import HarmonizationError
-from common.harmonize import INPUT_SCALE_PERCENTILE
+from common.input_mapping import map_slices, slice_landmarks
 from common.mask import slice_foreground_fraction
 
 logger = logging.getLogger(__name__)
@@ -103,24 +102,6 @@ def harmonization_loss(
     return loss
 
 
-def match_input_scale(
-    altered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """Rescale each altered slice so its foreground 99th percentile equals the target's.
-
-    ``apply`` divides a whole volume by its foreground 99th percentile before the
-    network sees it, so a global gain never reaches the network there. Training
-    removes the sampled gain the same way; otherwise the network would be asked
-    to undo a scale that its normalization layers cannot see. Shapes (B, H, W).
-    """
-    nan = torch.tensor(float("nan"), device=altered.device)
-    level = partial(torch.nanquantile, q=INPUT_SCALE_PERCENTILE / 100.0, dim=1)
-    altered_level = level(torch.where(mask, altered, nan).flatten(1))
-    target_level = level(torch.where(mask, target, nan).flatten(1))
-    factor = (target_level / altered_level.clamp_min(1e-6)).nan_to_num(1.0)
-    return altered * factor[:, None, None]
-
-
 def training_generator(seed: int, key: Sequence[int]) -> torch.Generator:
     """A private generator for one training call, from the run seed and a stable key."""
     state = np.random.SeedSequence([seed, *key]).generate_state(1, dtype=np.uint64)[0]
@@ -133,12 +114,18 @@ def train_harmonizer(
     training: TrainingConfig,
     augmentation: AugmentationConfig,
     *,
+    percentiles: Sequence[float],
     device: torch.device,
     key: Sequence[int] = (),
     progress: bool = True,
     description: str = "training",
 ) -> TrainingResult:
-    """Train ``model`` in place for ``training.epochs`` passes over ``slices``."""
+    """Train ``model`` in place for ``training.epochs`` passes over ``slices``.
+
+    ``percentiles`` are the reference profile's landmark percentiles: each altered
+    slice is landmark-mapped onto its target's landmarks before the network sees
+    it, as ``apply`` maps a whole volume onto the profile.
+    """
     if len(slices) == 0:
         raise HarmonizationError("no usable slices: every slice is below the foreground threshold")
     generator = training_generator(training.seed, key)
@@ -165,8 +152,12 @@ def train_harmonizer(
                 target = slices.targets[index].to(device)
                 mask = slices.masks[index].to(device)
                 altered, _ = augmenter(target, generator)
-                altered = match_input_scale(altered, target, mask)
-                prediction = model(altered[:, None])[:, 0]
+                network_input = map_slices(
+                    altered,
+                    slice_landmarks(altered, mask, percentiles),
+                    slice_landmarks(target, mask, percentiles),
+                )
+                prediction = model(network_input[:, None])[:, 0]
                 loss = harmonization_loss(prediction, target, mask, training.gradient_loss_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

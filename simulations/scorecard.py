@@ -19,6 +19,8 @@ import torch
 
 from client.apply import ApplyJob, harmonize_file
 from common.artifact import load_artifact
+from common.input_mapping import map_volume_to_profile
+from common.mask import foreground_mask
 from common.metrics import (
     TISSUES,
     cross_site_cv,
@@ -69,8 +71,14 @@ def score_benchmark(model_dir: Path, benchmark: Path, out_dir: Path) -> dict[str
     def raw(path: Path) -> np.ndarray:
         return load_volume(path).data
 
+    def landmark_mapped(path: Path) -> np.ndarray:
+        data = load_volume(path).data
+        return map_volume_to_profile(data, foreground_mask(data), profile)
+
+    profile = artifact.metadata.reference_profile
     table = {}
-    for name, loader in (("raw", raw), ("harmonized", harmonized)):
+    methods = (("raw", raw), ("landmark map (Nyul)", landmark_mapped), ("harmonized", harmonized))
+    for name, loader in methods:
         rows = [score_subject(subject, sites, loader) for subject in subjects]
         table[name] = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
     return table
