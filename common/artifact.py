@@ -99,6 +99,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _replace_folder(staging: Path, directory: Path) -> None:
+    """Move a fully written folder into place, retiring an older one."""
+    if directory.exists():
+        retired = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        os.replace(directory, retired)
+        os.replace(staging, directory)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, directory)
+
+
 def save_artifact(
     directory: Path,
     model: HarmonizerUNet,
@@ -120,13 +131,7 @@ def save_artifact(
             weights_sha256=sha256_of(staging / WEIGHTS_FILE),
         )
         (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2), encoding="utf-8")
-        if directory.exists():
-            retired = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, retired)
-            os.replace(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
+        _replace_folder(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -192,3 +197,39 @@ def load_artifact(directory: Path, verifier: ArtifactVerifier | None = None) -> 
     model.load_state_dict(load_state_checked(weights, model))
     model.eval()
     return Artifact(directory=directory, model=model, metadata=metadata)
+
+
+def store_received_artifact(
+    directory: Path,
+    state: dict[str, torch.Tensor],
+    metadata_json: str,
+    verifier: ArtifactVerifier | None = None,
+) -> ArtifactMetadata:
+    """Store a model sent by the server, exactly as sent, after checking it.
+
+    The weights are re-serialized here; safetensors output is deterministic, so
+    their digest must equal the one the server put in the metadata. Then the
+    whole folder is verified (``verifier``, the signature hook) and loaded once
+    before it replaces an older model.
+    """
+    directory = Path(directory)
+    try:
+        metadata = ArtifactMetadata.model_validate_json(metadata_json)
+    except ValidationError as error:
+        raise InputError(describe_validation_error(error, "received model metadata")) from None
+    model = build_model(metadata.architecture, seed=0)
+    model.load_state_dict(state)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+        save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        if sha256_of(staging / WEIGHTS_FILE) != metadata.weights_sha256:
+            raise InputError("received model: weights do not match the digest in its metadata")
+        (staging / METADATA_FILE).write_text(metadata_json, encoding="utf-8")
+        load_artifact(staging, verifier)
+        _replace_folder(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metadata

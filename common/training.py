@@ -102,6 +102,14 @@ def harmonization_loss(
     return loss
 
 
+def proximal_term(
+    model: torch.nn.Module, anchor: Sequence[torch.Tensor], mu: float
+) -> torch.Tensor:
+    """FedProx: mu/2 times the squared distance of the weights from ``anchor``."""
+    total = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))
+    return 0.5 * mu * total
+
+
 def training_generator(seed: int, key: Sequence[int]) -> torch.Generator:
     """A private generator for one training call, from the run seed and a stable key."""
     state = np.random.SeedSequence([seed, *key]).generate_state(1, dtype=np.uint64)[0]
@@ -117,6 +125,7 @@ def train_harmonizer(
     percentiles: Sequence[float],
     device: torch.device,
     key: Sequence[int] = (),
+    proximal_mu: float = 0.0,
     progress: bool = True,
     description: str = "training",
 ) -> TrainingResult:
@@ -124,13 +133,16 @@ def train_harmonizer(
 
     ``percentiles`` are the reference profile's landmark percentiles: each altered
     slice is landmark-mapped onto its target's landmarks before the network sees
-    it, as ``apply`` maps a whole volume onto the profile.
+    it, as ``apply`` maps a whole volume onto the profile. ``proximal_mu`` > 0 adds
+    FedProx's term mu/2 * ||w - w_start||^2, which keeps a site's update near the
+    global model it received.
     """
     if len(slices) == 0:
         raise HarmonizationError("no usable slices: every slice is below the foreground threshold")
     generator = training_generator(training.seed, key)
     augmenter = Augmenter(augmentation)
     model.to(device).train()
+    anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
     )
@@ -159,6 +171,8 @@ def train_harmonizer(
                 )
                 prediction = model(network_input[:, None])[:, 0]
                 loss = harmonization_loss(prediction, target, mask, training.gradient_loss_weight)
+                if anchor:
+                    loss = loss + proximal_term(model, anchor, proximal_mu)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

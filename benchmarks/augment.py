@@ -1,0 +1,112 @@
+"""Cost of the full augmentation against a bare rfft2 + irfft2 round trip of the same batch.
+
+Done-criterion: the augmentation (sampling included, every alteration enabled
+at its default probability) costs at most twice the round trip. Both are timed
+in the same run, interleaved so that load from other processes hits both
+alike; the figures are medians after a warm-up.
+
+    python benchmarks/augment.py --batch 32 --size 256 --repeats 30 [--breakdown]
+
+``--breakdown`` also times the stages of the pipeline on the same batches.
+"""
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from common.augment import Augmenter, intensity, kspace, sample_alterations
+from common.configs.augmentation import AugmentationConfig
+
+
+def phantom_batch(batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Head-like slices in profile units: CSF 0.25, GM 0.65, WM 1.0 ellipses, background 0."""
+    axis = torch.linspace(-1, 1, size)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    scale = 0.85 + 0.1 * torch.rand(batch, 2, generator=generator)
+    radius = torch.hypot(y / scale[:, :1, None], x / scale[:, 1:, None])
+    images = torch.zeros(batch, size, size)
+    for edge, value in ((0.9, 0.25), (0.8, 0.65), (0.55, 1.0)):
+        images = torch.where(radius < edge, value, images)
+    return images
+
+
+def _seconds(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def stage_breakdown(images: torch.Tensor, repeats: int, generator: torch.Generator) -> None:
+    """Median time of each pipeline stage, applied to the whole batch as the pipeline does."""
+    config, (batch, height, width) = AugmentationConfig(), images.shape
+    samples = [sample_alterations(config, batch, (height, width), generator) for _ in range(8)]
+    stages = {
+        "sampling": lambda p: sample_alterations(config, batch, (height, width), generator),
+        "contrast curve and gain": lambda p: intensity.apply_intensity_curve(
+            images, p.curve_window, p.curve_slopes, p.gain
+        ),
+        "k-space filter (built)": lambda p: kspace.kspace_filter(
+            p.kspace_params(), height, width, images.device
+        ),
+        "acquisition (FFTs, filter, PF, spikes, noise, magnitude)": lambda p: (
+            kspace.simulate_acquisition(images, p.kspace_params())
+        ),
+        "shading and offset (on a copy)": lambda p: intensity.apply_bias_offset_(
+            images.clone(), p.bias_coefficients, p.offset
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    for repeat in range(repeats):
+        for name, stage in stages.items():
+            params = samples[repeat % len(samples)]
+            times[name].append(_seconds(lambda stage=stage, params=params: stage(params)))
+    print("\n| stage | median (ms) |\n|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {1e3 * statistics.median(values):.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--breakdown", action="store_true", help="also time each stage")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    generator = torch.Generator().manual_seed(0)
+    images = phantom_batch(args.batch, args.size, generator)
+    augmenter = Augmenter(AugmentationConfig())
+
+    def round_trip() -> torch.Tensor:
+        spectrum = torch.fft.rfft2(images, norm="ortho")
+        return torch.fft.irfft2(spectrum, s=images.shape[-2:], norm="ortho")
+
+    def augment() -> torch.Tensor:
+        return augmenter(images, generator)[0]
+
+    for _ in range(args.warmup):
+        round_trip()
+        augment()
+    base, full = [], []
+    for _ in range(args.repeats):
+        base.append(_seconds(round_trip))
+        full.append(_seconds(augment))
+    base_ms, full_ms = 1e3 * statistics.median(base), 1e3 * statistics.median(full)
+    print("| batch | size | threads | repeats | rfft2+irfft2 (ms) | augmentation (ms) | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {args.batch} | {args.size} | {args.threads} | {args.repeats} "
+        f"| {base_ms:.2f} | {full_ms:.2f} | {full_ms / base_ms:.2f} |"
+    )
+    if args.breakdown:
+        stage_breakdown(images, args.repeats, generator)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The Flower ClientApp: translates messages into calls of :mod:`common.site_training`.
+
+Handlers: ``query.profile`` (round 0: the site's reference profile, if it
+contributes), ``train``, ``evaluate`` and ``query.model`` (store the final model).
+Every reply passes the privacy mod, which checks it and writes the ledger.
+"""
+
+import hashlib
+from collections.abc import Sequence
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
+
+from client.node import SiteNode, parse_run_config, resolve_node
+from client.privacy import ARRAYS, METRICS, PROFILE, SITE, absolute_round, make_privacy_mod
+from common.artifact import store_received_artifact
+from common.configs.federation import FederationConfig
+from common.configs.settings import HarmonizerSettings
+from common.device import resolve_device
+from common.model import build_model
+from common.profile import ReferenceProfile
+from common.site_training import (
+    describe_result,
+    evaluate_slices,
+    load_site_cases,
+    local_profile,
+    site_slices,
+    train_round,
+)
+
+
+def _edge(context: Context) -> tuple[FederationConfig, SiteNode, HarmonizerSettings]:
+    run = parse_run_config(context)
+    return run, resolve_node(context, run), run.harmonizer_settings()
+
+
+def _ledger_target(context: Context):
+    _, node, settings = _edge(context)
+    shapes = {k: tuple(v.shape) for k, v in build_model(settings.model, 0).state_dict().items()}
+    return node.ledger_path, shapes, settings.profile.min_cases
+
+
+def _site_key(name: str) -> int:
+    """A stable integer per site for seeding (Python's hash() changes per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+
+
+def _consortium_profile(message: Message) -> ReferenceProfile:
+    return ReferenceProfile.from_json(str(message.content["config"]["profile"]), "server profile")
+
+
+def send_profile(message: Message, context: Context) -> Message:
+    run, node, settings = _edge(context)
+    cases = load_site_cases(node.data_path, settings)
+    profile = local_profile(cases, settings, run.reference_site_names)
+    content = RecordDict(
+        {SITE: ConfigRecord({"site-name": node.name, "contributes": profile is not None})}
+    )
+    if profile is not None:
+        content[PROFILE] = ConfigRecord({"json": profile.to_json()})
+    return Message(content=content, reply_to=message)
+
+
+def train(message: Message, context: Context) -> Message:
+    run, node, settings = _edge(context)
+    config = message.content["config"]
+    profile = _consortium_profile(message)
+    slices = site_slices(node.data_path, settings, profile, "training")
+    state, result = train_round(
+        message.content[ARRAYS].to_torch_state_dict(),
+        slices,
+        profile,
+        settings,
+        device=resolve_device(run.device),
+        key=(_site_key(node.name), absolute_round(config)),
+        proximal_mu=float(config.get("proximal-mu", 0.0)),
+    )
+    content = RecordDict(
+        {ARRAYS: ArrayRecord(state), METRICS: MetricRecord(describe_result(result))}
+    )
+    return Message(content=content, reply_to=message)
+
+
+def evaluate(message: Message, context: Context) -> Message:
+    run, node, settings = _edge(context)
+    profile = _consortium_profile(message)
+    slices = site_slices(node.data_path, settings, profile, "held_out")
+    held_out = len(slices) > 0
+    if not held_out:  # a site with only min_cases cases keeps none back
+        slices = site_slices(node.data_path, settings, profile, "training")
+    metrics = evaluate_slices(
+        message.content[ARRAYS].to_torch_state_dict(),
+        slices,
+        profile,
+        settings,
+        device=resolve_device(run.device),
+    )
+    metrics |= {"num-examples": float(len(slices)), "held-out": float(held_out)}
+    return Message(content=RecordDict({METRICS: MetricRecord(metrics)}), reply_to=message)
+
+
+def receive_model(message: Message, context: Context) -> Message:
+    _, node, _ = _edge(context)
+    store_received_artifact(
+        node.model_dir,
+        message.content[ARRAYS].to_torch_state_dict(),
+        str(message.content["model"]["metadata"]),
+    )
+    return Message(content=RecordDict({METRICS: MetricRecord({"stored": 1})}), reply_to=message)
+
+
+def create_client_app(extra_mods: Sequence[Mod] = ()) -> ClientApp:
+    """The ClientApp with its handlers; ``extra_mods`` run before the privacy mod."""
+    client_app = ClientApp(mods=[*extra_mods, make_privacy_mod(_ledger_target)])
+    client_app.query("profile")(send_profile)
+    client_app.train()(train)
+    client_app.evaluate()(evaluate)
+    client_app.query("model")(receive_model)
+    return client_app
+
+
+app = create_client_app()

@@ -1,0 +1,253 @@
+"""The augmentation family as one batched step: sample parameters, then apply them.
+
+Sampling (:func:`sample_alterations`) draws every parameter from the caller's
+generator; application (:func:`apply_alterations`) is deterministic given the
+parameters, so each alteration can be logged (``AlterationParams.to_dict``)
+and replayed (``AlterationParams.from_dict``).
+
+The signal chain follows the scanner: the tissue contrast curve acts on the
+object; k-space filtering, partial Fourier, spikes and noise on the
+acquisition; shading, gain and offset on the magnitude image (the gain is
+folded into the curve and the noise, which is equivalent). Samples whose
+parameters are all neutral are returned bitwise unchanged.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Self
+
+import torch
+from torch import Tensor
+
+from common.augment import intensity, kspace, noise
+from common.configs.augmentation import AugmentationConfig
+from common.errors import InputError
+
+PARAMS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AlterationParams:
+    """Every parameter applied to a batch of ``B`` slices of shape ``shape``; CPU tensors.
+
+    The meaning and sampling distribution of each field is documented with its
+    sampler in :mod:`common.augment.intensity`, :mod:`common.augment.kspace`
+    and :mod:`common.augment.noise`.
+    """
+
+    shape: tuple[int, int]
+    curve_window: Tensor
+    curve_slopes: Tensor
+    bias_coefficients: Tensor
+    gain: Tensor
+    offset: Tensor
+    band_log_gains: Tensor
+    centre_log_scale: Tensor
+    apodization_log_edge: Tensor
+    truncation_keep: Tensor
+    partial_fourier_fraction: Tensor
+    partial_fourier_axis: Tensor
+    partial_fourier_side: Tensor
+    noise_sigma: Tensor
+    noise_offset: Tensor
+    spike_position: Tensor
+    spike_amplitude: Tensor
+    spike_phase: Tensor
+
+    _SPEC: ClassVar[dict[str, tuple[torch.dtype, tuple[int, ...]]]] = {
+        "curve_window": (torch.float32, (2,)),
+        "curve_slopes": (torch.float32, (2,)),
+        "bias_coefficients": (torch.float32, (intensity.BIAS_DEGREE + 1,) * 2),
+        "gain": (torch.float32, ()),
+        "offset": (torch.float32, ()),
+        "band_log_gains": (torch.float32, (3,)),
+        "centre_log_scale": (torch.float32, ()),
+        "apodization_log_edge": (torch.float32, (2,)),
+        "truncation_keep": (torch.float32, (2,)),
+        "partial_fourier_fraction": (torch.float32, ()),
+        "partial_fourier_axis": (torch.int64, ()),
+        "partial_fourier_side": (torch.int64, ()),
+        "noise_sigma": (torch.float32, ()),
+        "noise_offset": (torch.int64, ()),
+        "spike_position": (torch.int64, (noise.SPIKES_MAX, 2)),
+        "spike_amplitude": (torch.float32, (noise.SPIKES_MAX,)),
+        "spike_phase": (torch.float32, (noise.SPIKES_MAX,)),
+    }
+
+    def __post_init__(self) -> None:
+        # the batch size most fields agree on, so that the odd one out is named
+        values = [getattr(self, name) for name in self._SPEC]
+        batch = Counter(v.shape[0] if v.dim() else -1 for v in values).most_common(1)[0][0]
+        for name, (dtype, trailing) in self._SPEC.items():
+            value = getattr(self, name)
+            expected = (batch, *trailing)
+            if value.dtype != dtype or tuple(value.shape) != expected or value.device.type != "cpu":
+                raise InputError(
+                    f"alteration parameters: field '{name}' is {value.dtype} "
+                    f"{tuple(value.shape)} on {value.device}; expected {dtype} {expected} on cpu"
+                )
+
+    @property
+    def batch_size(self) -> int:
+        """Number of slices ``B`` the parameters are for."""
+        return self.gain.shape[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (lists of numbers); :meth:`from_dict` restores it exactly."""
+        data: dict[str, Any] = {"version": PARAMS_VERSION, "shape": list(self.shape)}
+        data.update({name: getattr(self, name).tolist() for name in self._SPEC})
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`; raises :class:`InputError` naming a bad field."""
+        expected = {"version", "shape", *cls._SPEC}
+        if set(data) != expected:
+            problem = sorted(set(data) ^ expected)
+            raise InputError(f"alteration parameters: unexpected or missing fields {problem}")
+        if data["version"] != PARAMS_VERSION:
+            raise InputError(
+                f"alteration parameters: field 'version' = {data['version']!r}; "
+                f"only {PARAMS_VERSION} is supported"
+            )
+        tensors = {}
+        for name, (dtype, _) in cls._SPEC.items():
+            try:
+                tensors[name] = torch.tensor(data[name], dtype=dtype)
+            except (TypeError, ValueError) as error:
+                raise InputError(f"alteration parameters: field '{name}': {error}") from None
+        shape = data["shape"]
+        if not (isinstance(shape, list | tuple) and len(shape) == 2):
+            raise InputError(f"alteration parameters: field 'shape' = {shape!r}; expected [H, W]")
+        return cls(shape=(int(shape[0]), int(shape[1])), **tensors)
+
+    def kspace_rows(self) -> Tensor:
+        """``(B,)`` bool: samples that go through the simulated acquisition."""
+        filtered = (
+            (self.band_log_gains != 0).any(dim=1)
+            | (self.centre_log_scale != 0)
+            | (self.apodization_log_edge != 0).any(dim=1)
+            | (self.truncation_keep != 1).any(dim=1)
+        )
+        return (
+            filtered
+            | (self.partial_fourier_fraction != 1)
+            | (self.noise_sigma != 0)
+            | (self.spike_amplitude != 0).any(dim=1)
+        )
+
+    def kspace_params(self) -> kspace.KspaceParams:
+        """The k-space parameters, with noise and spikes scaled by the gain.
+
+        The gain is applied together with the intensity curve, before
+        acquisition; scaling noise and spikes by it too makes the result equal
+        to applying the gain to the final magnitude image.
+        """
+        selected = {f.name: getattr(self, f.name) for f in fields(kspace.KspaceParams)}
+        selected["noise_sigma"] = self.noise_sigma * self.gain
+        selected["spike_amplitude"] = self.spike_amplitude * self.gain[:, None]
+        return kspace.KspaceParams(**selected)
+
+
+def sample_alterations(
+    config: AugmentationConfig,
+    batch_size: int,
+    shape: tuple[int, int],
+    generator: torch.Generator,
+) -> AlterationParams:
+    """Draw the parameters of every alteration for ``batch_size`` slices of ``shape`` (H, W).
+
+    ``generator`` must be a CPU generator; the global RNG is never used. Each
+    sample is left unaltered with ``config.identity_probability``; otherwise
+    each alteration is switched on with its probability (and never at
+    strength 0). The number of draws does not depend on the config values, so
+    one seed gives comparable batches across configs.
+    """
+    if generator.device.type != "cpu":
+        raise ValueError(f"sample_alterations needs a CPU generator, got {generator.device}")
+    batch, settings = batch_size, config.settings()
+    names = list(settings)
+    draws = torch.rand((batch, len(names) + 1), generator=generator)
+    identity = draws[:, :1] < config.identity_probability
+    probability = torch.tensor([settings[name].probability for name in names])
+    chosen = (draws[:, 1:] < probability) & ~identity
+
+    def on(name: str) -> tuple[float, Tensor]:
+        strength = settings[name].strength
+        return strength, chosen[:, names.index(name)] & (strength > 0)
+
+    window, slopes = intensity.sample_intensity_curve(*on("intensity_curve"), generator)
+    bias = intensity.sample_bias_field(*on("bias_field"), generator)
+    gain, offset = intensity.sample_gain_offset(*on("gain_offset"), generator)
+    bands = kspace.sample_radial_gain(*on("radial_gain"), generator)
+    centre = kspace.sample_centre_scaling(*on("centre_scaling"), generator)
+    apodization = kspace.sample_apodization(*on("apodization"), generator)
+    keep = kspace.sample_truncation(*on("truncation"), generator)
+    fraction, axis, side = kspace.sample_partial_fourier(*on("partial_fourier"), generator)
+    sigma, noise_offset = noise.sample_noise(*on("noise"), generator, shape)
+    position, amplitude, phase = noise.sample_spikes(*on("spikes"), generator, shape)
+    return AlterationParams(
+        shape=(int(shape[0]), int(shape[1])),
+        curve_window=window,
+        curve_slopes=slopes,
+        bias_coefficients=bias,
+        gain=gain,
+        offset=offset,
+        band_log_gains=bands,
+        centre_log_scale=centre,
+        apodization_log_edge=apodization,
+        truncation_keep=keep,
+        partial_fourier_fraction=fraction,
+        partial_fourier_axis=axis,
+        partial_fourier_side=side,
+        noise_sigma=sigma,
+        noise_offset=noise_offset,
+        spike_position=position,
+        spike_amplitude=amplitude,
+        spike_phase=phase,
+    )
+
+
+def apply_alterations(images: Tensor, params: AlterationParams) -> Tensor:
+    """Apply ``params`` to float32 ``images`` ``(B, H, W)`` on any device; deterministic.
+
+    Returns a new real, non-negative tensor of the same shape, dtype and device
+    (given non-negative input). Samples with neutral parameters come back
+    bitwise unchanged; the input is never modified.
+    """
+    if images.dim() != 3 or images.dtype != torch.float32:
+        raise ValueError(f"expected float32 (B, H, W) images, got {images.dtype} {images.shape}")
+    if (images.shape[0], *images.shape[1:]) != (params.batch_size, *params.shape):
+        raise ValueError(
+            f"images {tuple(images.shape)} do not match parameters for "
+            f"{params.batch_size} slices of {params.shape}"
+        )
+    out = images
+    if bool(((params.curve_slopes != 1).any(dim=1) | (params.gain != 1)).any()):
+        out = intensity.apply_intensity_curve(
+            images, params.curve_window, params.curve_slopes, params.gain
+        )
+    acquired = params.kspace_rows()
+    if bool(acquired.any()):
+        # All rows share the transforms (one batched call is cheaper than
+        # gathering the altered rows); untouched rows are put back afterwards.
+        magnitude = kspace.simulate_acquisition(out, params.kspace_params())
+        untouched = (~acquired).nonzero().squeeze(1).to(images.device)
+        out = magnitude.index_copy_(0, untouched, out.index_select(0, untouched))
+    out = images.clone() if out is images else out
+    return intensity.apply_bias_offset_(out, params.bias_coefficients, params.offset)
+
+
+class Augmenter:
+    """Sample and apply in one call: ``altered, params = Augmenter(config)(images, generator)``."""
+
+    def __init__(self, config: AugmentationConfig) -> None:
+        self.config = config
+
+    def __call__(
+        self, images: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, AlterationParams]:
+        """``images`` float32 ``(B, H, W)`` -> (altered images ``(B, H, W)``, parameters)."""
+        batch, height, width = images.shape
+        params = sample_alterations(self.config, batch, (height, width), generator)
+        return apply_alterations(images, params), params

@@ -1,0 +1,191 @@
+"""What a site does in each federated round, without any Flower types.
+
+The ClientApp translates messages into these calls: fit the site's own
+reference profile (round 0), prepare training targets on the consortium
+profile, train local epochs from the received weights, and evaluate on the
+held-out reference case.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from common.augment.pipeline import Augmenter
+from common.configs.settings import HarmonizerSettings
+from common.input_mapping import map_slices, slice_landmarks
+from common.model import build_model
+from common.profile import ReferenceProfile
+from common.sites import SiteFolder, read_site
+from common.targets import ReferenceCase, load_reference_cases, site_profile, training_targets
+from common.training import (
+    SliceSet,
+    TrainingResult,
+    collect_slices,
+    harmonization_loss,
+    train_harmonizer,
+    training_generator,
+)
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_KEY = 99_991  # a fixed stream, so every round evaluates on the same alterations
+
+
+@dataclass(frozen=True)
+class SiteCases:
+    """A site's prepared reference cases, split into training and held-out cases."""
+
+    site: SiteFolder
+    training: tuple[ReferenceCase, ...]
+    held_out: tuple[ReferenceCase, ...]
+
+
+@lru_cache(maxsize=8)
+def _load_site_cached(data_path: str, settings_json: str) -> SiteCases:
+    settings = HarmonizerSettings.model_validate_json(settings_json)
+    site = read_site(Path(data_path))
+    cases = tuple(load_reference_cases(site.reference_files, settings.profile, label=site.name))
+    held_out = cases[-1:] if len(cases) > settings.profile.min_cases else ()
+    training = cases[: len(cases) - len(held_out)]
+    logger.info("%s: %d training and %d held-out cases", site.name, len(training), len(held_out))
+    return SiteCases(site=site, training=training, held_out=held_out)
+
+
+def load_site_cases(data_path: Path, settings: HarmonizerSettings) -> SiteCases:
+    """Load, mask and bias-correct a site's cases once per process.
+
+    The Simulation Engine and a SuperNode reuse their process across rounds;
+    repeating N4 every round would cost more than the training itself.
+    """
+    return _load_site_cached(str(Path(data_path).resolve()), settings.model_dump_json())
+
+
+def local_profile(
+    cases: SiteCases, settings: HarmonizerSettings, allowed_sites: Sequence[str]
+) -> ReferenceProfile | None:
+    """The site's reference profile, or None when it does not contribute one.
+
+    A site contributes when its site.toml allows it and, if the run names
+    reference sites, it is among them. Fewer than ``min_cases`` cases is refused.
+    """
+    if not cases.site.config.reference_contributor:
+        return None
+    if allowed_sites and cases.site.name not in allowed_sites:
+        return None
+    every_case = [*cases.training, *cases.held_out]
+    return site_profile(every_case, settings.profile, cases.site.config.modality)
+
+
+@lru_cache(maxsize=8)
+def _slices_cached(
+    data_path: str, settings_json: str, profile_json: str, part: Literal["training", "held_out"]
+) -> SliceSet:
+    cases = getattr(_load_site_cached(data_path, settings_json), part)
+    if not cases:
+        return SliceSet(torch.zeros(0, 1, 1), torch.zeros(0, 1, 1, dtype=torch.bool))
+    profile = ReferenceProfile.model_validate_json(profile_json)
+    settings = HarmonizerSettings.model_validate_json(settings_json)
+    targets = training_targets(cases, profile, settings.profile)
+    return collect_slices(targets, [c.mask for c in cases], settings.training.min_slice_foreground)
+
+
+def site_slices(
+    data_path: Path,
+    settings: HarmonizerSettings,
+    profile: ReferenceProfile,
+    part: Literal["training", "held_out"],
+) -> SliceSet:
+    """Target slices of the site's training or held-out cases on the consortium profile.
+
+    Cached per (site, settings, profile): the profile is fixed after round 0.
+    """
+    return _slices_cached(
+        str(Path(data_path).resolve()), settings.model_dump_json(), profile.model_dump_json(), part
+    )
+
+
+def model_from_state(
+    state: Mapping[str, torch.Tensor], settings: HarmonizerSettings
+) -> torch.nn.Module:
+    model = build_model(settings.model, seed=settings.training.seed)
+    model.load_state_dict(dict(state))
+    return model
+
+
+def train_round(
+    state: Mapping[str, torch.Tensor],
+    slices: SliceSet,
+    profile: ReferenceProfile,
+    settings: HarmonizerSettings,
+    *,
+    device: torch.device,
+    key: Sequence[int],
+    proximal_mu: float = 0.0,
+) -> tuple[dict[str, torch.Tensor], TrainingResult]:
+    """Train local epochs from the received weights; returns new weights (CPU) and stats."""
+    model = model_from_state(state, settings)
+    result = train_harmonizer(
+        model,
+        slices,
+        settings.training,
+        settings.augmentation,
+        percentiles=profile.percentiles,
+        device=device,
+        key=key,
+        proximal_mu=proximal_mu,
+        progress=False,
+    )
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}, result
+
+
+@torch.inference_mode()
+def evaluate_slices(
+    state: Mapping[str, torch.Tensor],
+    slices: SliceSet,
+    profile: ReferenceProfile,
+    settings: HarmonizerSettings,
+    *,
+    device: torch.device,
+) -> dict[str, float]:
+    """Loss and fidelity of the model on a fixed set of altered held-out slices.
+
+    ``identity-loss`` is the same loss for the untouched (landmark-mapped) input,
+    so ``loss`` below it means the network improves on doing nothing.
+    """
+    model = model_from_state(state, settings).to(device).eval()
+    generator = training_generator(settings.training.seed, (EVALUATION_KEY,))
+    augmenter = Augmenter(settings.augmentation)
+    weight = settings.training.gradient_loss_weight
+    totals = {"loss": 0.0, "identity-loss": 0.0, "nmae": 0.0}
+    count = 0
+    for start in range(0, len(slices), settings.training.batch_size):
+        target = slices.targets[start : start + settings.training.batch_size].to(device)
+        mask = slices.masks[start : start + settings.training.batch_size].to(device)
+        altered, _ = augmenter(target, generator)
+        mapped = map_slices(
+            altered,
+            slice_landmarks(altered, mask, profile.percentiles),
+            slice_landmarks(target, mask, profile.percentiles),
+        )
+        prediction = model(mapped[:, None])[:, 0]
+        n = len(target)
+        totals["loss"] += float(harmonization_loss(prediction, target, mask, weight)) * n
+        totals["identity-loss"] += float(harmonization_loss(mapped, target, mask, weight)) * n
+        error = ((prediction - target).abs() * mask).sum() / (target.abs() * mask).sum()
+        totals["nmae"] += float(error) * n
+        count += n
+    return {name: value / max(count, 1) for name, value in totals.items()}
+
+
+def describe_result(result: TrainingResult) -> dict[str, float]:
+    """Scalar training metrics for the reply (never per-image values)."""
+    return {
+        "train-loss": float(result.final_loss),
+        "train-loss-first-epoch": float(result.epoch_losses[0]),
+        "num-examples": float(result.num_examples),
+    }

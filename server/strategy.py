@@ -1,0 +1,65 @@
+"""The configured Flower strategy, with per-site metric logging added.
+
+Only the two aggregation hooks are overridden, to record every reply in the
+round log before Flower's own aggregation runs; the round loop is Flower's.
+"""
+
+from collections.abc import Iterable
+
+from flwr.app import ArrayRecord, Message, MetricRecord
+from flwr.serverapp import strategy as flwr_strategy
+
+from common.configs.federation import FederationConfig
+from server.round_log import RoundLog
+
+
+class RecordingMixin:
+    """Writes each round's per-site metrics, then defers to the strategy."""
+
+    round_log: RoundLog
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        self.round_log.record("train", server_round, replies)
+        return super().aggregate_train(server_round, replies)  # type: ignore[misc]
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        replies = list(replies)
+        self.round_log.record("evaluate", server_round, replies)
+        return super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
+
+
+STRATEGIES = {
+    "fedavg": flwr_strategy.FedAvg,
+    "fedprox": flwr_strategy.FedProx,
+    "fedadam": flwr_strategy.FedAdam,
+    "fedmedian": flwr_strategy.FedMedian,
+    "fedtrimmedavg": flwr_strategy.FedTrimmedAvg,
+    "krum": flwr_strategy.Krum,
+}
+
+
+def build_strategy(run: FederationConfig, num_sites: int, round_log: RoundLog):
+    """The strategy named in the run config, sampling every site every round."""
+    base = STRATEGIES[run.strategy]
+    recording = type(f"Recording{base.__name__}", (RecordingMixin, base), {})
+    options: dict[str, object] = {
+        "min_train_nodes": num_sites,
+        "min_evaluate_nodes": num_sites,
+        "min_available_nodes": num_sites,
+    }
+    if run.strategy == "fedprox":
+        options["proximal_mu"] = run.proximal_mu
+    elif run.strategy == "fedadam":
+        options["eta"] = run.server_learning_rate
+    elif run.strategy == "fedtrimmedavg":
+        options["beta"] = run.trimmed_fraction
+    elif run.strategy == "krum":
+        options["num_malicious_nodes"] = run.krum_byzantine
+    strategy = recording(**options)
+    strategy.round_log = round_log
+    return strategy
