@@ -53,6 +53,14 @@ def simulation_apps(run_config: RunConfig) -> tuple[ServerApp, object]:
     return server_app, create_client_app(extra_mods=[with_run_config])
 
 
+def stop_ray() -> None:
+    """Leave no Ray worker behind, also after an error or Ctrl-C."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def simulate(
     sites_root: Path, run_dir: Path, run_config: RunConfig, *, cpus_per_site: float = 1.0
 ) -> FederationConfig:
@@ -76,15 +84,18 @@ def simulate(
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
     server_app, client_app = simulation_apps(config)
     total_cpus = max(1, os.cpu_count() or 1)
-    run_simulation(
-        server_app=server_app,
-        client_app=client_app,
-        num_supernodes=len(sites),
-        backend_config={
-            "client_resources": {"num_cpus": cpus_per_site, "num_gpus": 0.0},
-            "init_args": {"num_cpus": total_cpus, "include_dashboard": False},
-        },
-    )
+    try:
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=len(sites),
+            backend_config={
+                "client_resources": {"num_cpus": cpus_per_site, "num_gpus": 0.0},
+                "init_args": {"num_cpus": total_cpus, "include_dashboard": False},
+            },
+        )
+    finally:
+        stop_ray()
     if not (Path(run_dir) / MODEL_DIR / METADATA_FILE).exists():
         raise HarmonizationError(
             f"the federated run did not finish: no model in {Path(run_dir) / MODEL_DIR} "

@@ -20,7 +20,10 @@ class FederationConfig(BaseModel):
     """Run-wide settings shared by the ServerApp and every ClientApp."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=lambda name: name.replace("_", "-")
+        extra="forbid",
+        frozen=True,
+        alias_generator=lambda name: name.replace("_", "-"),
+        populate_by_name=True,
     )
 
     num_server_rounds: int = Field(default=3, ge=1, le=1000)

@@ -1,0 +1,216 @@
+"""The federation for real: Flower's Simulation Engine, 3 phantom sites, short rounds."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from common.artifact import load_artifact, sha256_of
+from common.configs.model import UNetConfig
+from common.model import build_model
+from fedharmonize.cli.main import main
+from server.checkpoints import verify_chain
+from server.round_log import read_round_log
+from simulations.phantoms.generate import PhantomRequest, generate_phantoms
+from simulations.phantoms.sites import default_consortium
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_SETTINGS = """
+[model]
+base_channels = 8
+depth = 2
+[training]
+batch_size = 8
+learning_rate = 0.005
+[profile]
+bias_correction = "none"
+"""
+ALLOWED_RECORDS = {"arrays", "metrics", "profile", "site"}
+
+
+@pytest.fixture(scope="module")
+def phantom_sites(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fed-phantoms")
+    generate_phantoms(
+        out, PhantomRequest(subjects=4, test_subjects=1, seed=3), default_consortium()
+    )
+    return out / "sites"
+
+
+@pytest.fixture(scope="module")
+def settings_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("settings") / "tiny.toml"
+    path.write_text(TINY_SETTINGS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(phantom_sites, settings_file, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "fed"
+    code = main(
+        [
+            "simulate",
+            "--sites-root",
+            str(phantom_sites),
+            "--rounds",
+            "2",
+            "--local-epochs",
+            "2",
+            "--config",
+            str(settings_file),
+            "--out",
+            str(run),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    return run
+
+
+def test_simulation_writes_the_model_and_every_site_stores_it(finished_run):
+    artifact = load_artifact(finished_run / "model")
+    digest = artifact.metadata.weights_sha256
+
+    received = sorted(p.name for p in (finished_run / "received").iterdir())
+
+    assert received == ["site-a", "site-b", "site-c"]
+    for site in received:
+        assert sha256_of(finished_run / "received" / site / "harmonizer.safetensors") == digest
+    provenance = artifact.metadata.provenance
+    assert provenance.mode == "federated" and provenance.rounds == 2
+    assert provenance.sites == ("site-a", "site-b", "site-c")
+    assert provenance.reference_sites == ("site-a",)  # only site-a's site.toml contributes
+
+
+def test_training_loss_decreases_and_every_round_is_logged_per_site(finished_run):
+    log = [e for e in read_round_log(finished_run) if e["phase"] == "train"]
+
+    assert [e["round"] for e in log] == [1, 2]
+    assert all(sorted(e["sites"]) == ["site-a", "site-b", "site-c"] for e in log)
+    assert log[-1]["aggregate"]["train-loss"] < log[0]["aggregate"]["train-loss-first-epoch"]
+    assert [c.round for c in verify_chain(finished_run)] == [1, 2]
+
+
+def test_sites_sent_only_weights_scalar_metrics_and_the_profile(finished_run):
+    shapes = {
+        k: list(v.shape)
+        for k, v in build_model(UNetConfig(base_channels=8, depth=2), 0).state_dict().items()
+    }
+
+    for ledger in sorted((finished_run / "ledger").glob("*.jsonl")):
+        entries = [json.loads(line) for line in ledger.read_text().splitlines()]
+        kinds = {e["message_type"] for e in entries}
+        assert kinds == {"query.profile", "train", "evaluate", "query.model"}, ledger.name
+        for entry in entries:
+            assert set(entry["records"]) <= ALLOWED_RECORDS
+            if "arrays" in entry["records"]:
+                assert entry["records"]["arrays"]["shapes"] == shapes
+            for value in entry["records"].get("metrics", {}).get("values", {}).values():
+                assert isinstance(value, int | float)
+        profiles = [e for e in entries if "profile" in e["records"]]
+        assert len(profiles) == (1 if ledger.stem == "site-a" else 0)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, from /proc, so they can be stopped by PID."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, settings_file, tmp_path):
+    run = tmp_path / "crashy"
+    command = [
+        sys.executable,
+        "-m",
+        "fedharmonize.cli.main",
+        "simulate",
+        "--sites-root",
+        str(phantom_sites),
+        "--rounds",
+        "2",
+        "--local-epochs",
+        "1",
+        "--config",
+        str(settings_file),
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "checkpoints" / "round-001.json").exists():
+            assert process.poll() is None, "the run ended before round 1 was checkpointed"
+            assert time.monotonic() < deadline, "round 1 never finished"
+            started |= descendants(process.pid)
+            time.sleep(0.5)
+        started |= descendants(process.pid) | {process.pid}
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        for pid in started | {process.pid}:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not (run / "model").exists()
+
+    code = main(
+        [
+            "simulate",
+            "--sites-root",
+            str(phantom_sites),
+            "--rounds",
+            "2",
+            "--local-epochs",
+            "1",
+            "--config",
+            str(settings_file),
+            "--out",
+            str(run),
+            "--device",
+            "cpu",
+            "--resume",
+        ]
+    )
+
+    assert code == 0
+    assert [c.round for c in verify_chain(run)] == [1, 2]
+    assert {e["round"] for e in read_round_log(run) if e["phase"] == "train"} >= {2}
+    assert load_artifact(run / "model").metadata.provenance.rounds == 2
+    assert not [pid for pid in started if alive(pid)]

@@ -1,0 +1,113 @@
+"""Strategies with mock replies: per-site logging, aggregation, every configured name builds."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, Metadata, MetricRecord, RecordDict
+
+from common.configs.federation import FederationConfig
+from server.round_log import RoundLog, read_round_log
+from server.strategy import STRATEGIES, build_strategy
+
+
+def reply(node_id: int, weight: float, loss: float, examples: int) -> Message:
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({"w": torch.full((2, 2), weight)}),
+            "metrics": MetricRecord({"train-loss": loss, "num-examples": examples}),
+        }
+    )
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"m{node_id}",
+        src_node_id=node_id,
+        dst_node_id=0,
+        reply_to_message_id="q",
+        group_id="1",
+        created_at=time.time(),
+        ttl=60.0,
+        message_type="train",
+    )
+    return Message(content=content, metadata=metadata)
+
+
+def test_fedavg_weights_by_examples_and_logs_every_site(tmp_path):
+    log = RoundLog(tmp_path, {11: "site-a", 12: "site-b"}, round_offset=2)
+    strategy = build_strategy(FederationConfig(), num_sites=2, round_log=log)
+
+    arrays, metrics = strategy.aggregate_train(
+        1, [reply(11, 1.0, 0.5, 30), reply(12, 4.0, 0.2, 10)]
+    )
+
+    np.testing.assert_allclose(arrays["w"].numpy(), np.full((2, 2), 1.75))  # (30*1 + 10*4) / 40
+    assert abs(metrics["train-loss"] - 0.425) < 1e-9
+    [entry] = read_round_log(tmp_path)
+    assert entry["round"] == 3 and entry["phase"] == "train"
+    assert entry["sites"]["site-a"]["train-loss"] == 0.5
+    assert entry["sites"]["site-b"]["num-examples"] == 10
+    assert abs(entry["aggregate"]["train-loss"] - 0.425) < 1e-9
+
+
+def test_fedmedian_is_robust_to_one_outlier(tmp_path):
+    log = RoundLog(tmp_path, {})
+    strategy = build_strategy(FederationConfig(strategy="fedmedian"), 3, log)
+    replies = [reply(1, 1.0, 0.1, 10), reply(2, 1.2, 0.1, 10), reply(3, 1000.0, 0.1, 10)]
+
+    arrays, _ = strategy.aggregate_train(1, replies)
+
+    np.testing.assert_allclose(arrays["w"].numpy(), np.full((2, 2), 1.2))
+
+
+class FakeGrid:
+    """Just enough of a Grid for ``configure_train``: three connected nodes."""
+
+    def get_node_ids(self):
+        return [1, 2, 3]
+
+
+@pytest.fixture
+def task_identity(monkeypatch):
+    """Flower stamps outgoing messages with the running task's identity; fake one."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name, value in (("_run_id", 1), ("_task_id", 1), ("_node_id", 0)):
+        monkeypatch.setattr(TaskIdentity, name, value)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.usefixtures("task_identity")
+def test_every_strategy_builds_and_aggregates(tmp_path, name):
+    strategy = build_strategy(FederationConfig(strategy=name), 3, RoundLog(tmp_path, {}))
+    replies = [reply(1, 1.0, 0.3, 10), reply(2, 2.0, 0.2, 10), reply(3, 3.0, 0.1, 10)]
+    initial = ArrayRecord({"w": torch.full((2, 2), 2.0)})
+    messages = list(strategy.configure_train(1, initial, ConfigRecord(), FakeGrid()))
+
+    arrays, metrics = strategy.aggregate_train(1, replies)
+
+    assert sorted(m.metadata.dst_node_id for m in messages) == [1, 2, 3]
+    assert type(strategy).__name__ == f"Recording{STRATEGIES[name].__name__}"
+    assert arrays is not None and arrays["w"].numpy().shape == (2, 2)
+    assert 1.0 <= float(arrays["w"].numpy().mean()) <= 3.0
+    assert metrics is not None
+
+
+def test_fedprox_sends_its_proximal_term():
+    strategy = build_strategy(FederationConfig(strategy="fedprox", proximal_mu=0.3), 2, None)
+
+    assert strategy.proximal_mu == 0.3
+
+
+def test_run_config_is_validated_with_the_key_named():
+    from common.configs.validation import parse_config
+    from common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="strategy"):
+        parse_config(FederationConfig, {"strategy": "fedbest"}, "run config")
+    with pytest.raises(ConfigError, match="unknown field 'num-rounds'"):
+        parse_config(FederationConfig, {"num-rounds": 3}, "run config")
+    parsed = parse_config(
+        FederationConfig, {"num-server-rounds": 4, "reference-sites": " a, b ,"}, "x"
+    )
+    assert parsed.num_server_rounds == 4 and parsed.reference_site_names == ("a", "b")
