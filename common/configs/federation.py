@@ -6,12 +6,11 @@ validates it before anything starts, so a typo or a bad value stops the run
 with a message naming the key, not a traceback in round 3.
 """
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common.configs.settings import HarmonizerSettings, load_settings
+from common.configs.settings import HarmonizerSettings, parse_settings
 
 Strategy = Literal["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum"]
 
@@ -26,8 +25,8 @@ class FederationConfig(BaseModel):
         populate_by_name=True,
     )
 
-    num_server_rounds: int = Field(default=3, ge=1, le=1000)
-    local_epochs: int = Field(default=1, ge=1, le=1000)
+    num_server_rounds: int = Field(default=5, ge=1, le=1000)
+    local_epochs: int = Field(default=2, ge=1, le=1000)
     strategy: Strategy = "fedavg"
     seed: int = Field(default=0, ge=0)
     proximal_mu: float = Field(default=0.01, ge=0.0, le=10.0, description="FedProx only")
@@ -38,11 +37,15 @@ class FederationConfig(BaseModel):
     reference_sites: str = Field(
         default="", description="comma-separated site names; empty: every willing site"
     )
-    settings_file: str = Field(default="", description="TOML harmonizer settings, optional")
+    settings_toml: str = Field(
+        default="",
+        description="harmonizer settings as TOML text; carried in the run config so that "
+        "every site gets the same settings without a shared file system",
+    )
     run_dir: str = Field(default="", description="server: where checkpoints and model go")
     sites_root: str = Field(default="", description="simulation: one folder per virtual site")
     resume: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     reply_timeout_s: float = Field(default=3600.0, gt=0.0)
 
     @field_validator("reference_sites")
@@ -56,5 +59,9 @@ class FederationConfig(BaseModel):
 
     def harmonizer_settings(self) -> HarmonizerSettings:
         """The TOML settings file (or defaults), with this run's seed and local epochs."""
-        settings = load_settings(Path(self.settings_file) if self.settings_file else None)
+        settings = (
+            parse_settings(self.settings_toml, "run config 'settings-toml'")
+            if self.settings_toml
+            else HarmonizerSettings()
+        )
         return settings.with_overrides("training", epochs=self.local_epochs, seed=self.seed)

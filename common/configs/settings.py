@@ -39,14 +39,26 @@ class HarmonizerSettings(BaseModel):
         return self.model_copy(update={section: merged})
 
 
+def parse_settings(text: str, source: str) -> HarmonizerSettings:
+    """Settings from TOML text; ``source`` names where it came from in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{source}: not valid TOML ({error})") from None
+    return parse_config(HarmonizerSettings, data, source)
+
+
+def read_settings_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: settings file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+
+
 def load_settings(path: Path | None) -> HarmonizerSettings:
     """Settings from a TOML file, or the defaults when ``path`` is None."""
     if path is None:
         return HarmonizerSettings()
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: settings file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: not valid TOML ({error})") from None
-    return parse_config(HarmonizerSettings, data, str(path))
+    return parse_settings(read_settings_text(path), str(path))

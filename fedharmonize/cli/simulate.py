@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from common.configs.federation import FederationConfig
+from common.configs.settings import read_settings_text
 from common.errors import InputError
 from fedharmonize.cli.options import add_device_option
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "strategy": args.strategy,
         "seed": args.seed,
         "reference-sites": ",".join(args.reference_site),
-        "settings-file": str(args.config.resolve()) if args.config else "",
+        "settings-toml": read_settings_text(args.config) if args.config else "",
         "resume": args.resume,
         "device": args.device,
     }
