@@ -26,7 +26,7 @@ class FederationConfig(BaseModel):
     )
 
     num_server_rounds: int = Field(default=5, ge=1, le=1000)
-    local_epochs: int = Field(default=2, ge=1, le=1000)
+    local_epochs: int = Field(default=1, ge=1, le=1000)
     strategy: Strategy = "fedavg"
     seed: int = Field(default=0, ge=0)
     proximal_mu: float = Field(default=0.01, ge=0.0, le=10.0, description="FedProx only")
