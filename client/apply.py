@@ -91,7 +91,7 @@ def apply_model(
 ) -> ApplySummary:
     """Run every job; a failing input is recorded and skipped, not fatal."""
     summary = ApplySummary()
-    for job in tqdm(jobs, desc="harmonizing", unit="scan", disable=not progress):
+    for job in tqdm(jobs, desc="harmonizing", unit="scan", disable=None if progress else True):
         try:
             harmonize_file(artifact, job, mask_path, device)
         except HarmonizationError as error:

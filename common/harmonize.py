@@ -33,7 +33,9 @@ def harmonize_volume(
     slices = torch.from_numpy(mapped).permute(2, 0, 1)  # (Z, X, Y)
     output = torch.empty_like(slices)
     starts = range(0, slices.shape[0], batch_size)
-    for start in tqdm(starts, desc="slices", unit="batch", disable=not progress, leave=False):
+    for start in tqdm(
+        starts, desc="slices", unit="batch", disable=None if progress else True, leave=False
+    ):
         batch = slices[start : start + batch_size].to(device)
         output[start : start + batch_size] = model(batch[:, None])[:, 0].clamp_min(0).cpu()
     return output.permute(1, 2, 0).numpy().copy()

@@ -35,7 +35,9 @@ def load_reference_cases(
 ) -> list[ReferenceCase]:
     """Load, mask and (as configured) bias-correct every reference case."""
     cases = []
-    for path in tqdm(files, desc=f"loading {label}".strip(), unit="case", disable=not progress):
+    for path in tqdm(
+        files, desc=f"loading {label}".strip(), unit="case", disable=None if progress else True
+    ):
         volume = load_volume(path)
         mask = foreground_mask(volume.data)
         data = apply_bias_correction(volume.data, mask, volume.spacing, config.bias_correction)

@@ -152,7 +152,7 @@ def train_harmonizer(
         total=training.epochs * batches_per_epoch,
         desc=description,
         unit="batch",
-        disable=not progress,
+        disable=None if progress else True,
         leave=False,
     )
     with bar:
