@@ -8,10 +8,8 @@ import argparse
 import time
 from pathlib import Path
 
-from common.configs.federation import FederationConfig
-from common.configs.settings import read_settings_text
 from common.errors import InputError
-from fedharmonize.cli.options import add_device_option
+from fedharmonize.cli.options import add_federation_options, federation_run_config
 
 DESCRIPTION = """\
 Run the federation the way a consortium runs it, with real Flower processes,
@@ -90,7 +88,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    defaults = FederationConfig()
     parser.add_argument(
         "--sites-root",
         required=True,
@@ -98,40 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="one SITE/reference/*.nii[.gz] folder per site; each gets its own SuperNode",
     )
-    parser.add_argument(
-        "--reference-site",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="site whose profile defines the reference contrast; repeat for several "
-        "(default: every site whose site.toml allows it)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=defaults.num_server_rounds,
-        metavar="R",
-        help="training rounds after the profile round 0 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--local-epochs",
-        type=int,
-        default=defaults.local_epochs,
-        metavar="E",
-        help="epochs each site trains per round (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--strategy",
-        default=defaults.strategy,
-        choices=["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum"],
-        help="aggregation (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, metavar="S", help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--config", type=Path, metavar="FILE", help="TOML harmonizer settings (see train-local)"
-    )
+    add_federation_options(parser)
     parser.add_argument(
         "--out", type=Path, default=Path("fedharmonize-deploy"), metavar="RUN", help="run folder"
     )
@@ -148,7 +112,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="stop everything if the run has not finished after S seconds (default: %(default)s)",
     )
-    add_device_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -159,15 +122,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"{args.out / 'model'}: a finished run is already here; choose another --out"
         )
-    run_config = {
-        "num-server-rounds": args.rounds,
-        "local-epochs": args.local_epochs,
-        "strategy": args.strategy,
-        "seed": args.seed,
-        "reference-sites": ",".join(args.reference_site),
-        "settings-toml": read_settings_text(args.config) if args.config else "",
-        "device": args.device,
-    }
+    run_config = federation_run_config(args)
     started = time.perf_counter()
     result = deploy_local(
         args.sites_root, args.out, run_config, port_base=args.port_base, timeout_s=args.timeout

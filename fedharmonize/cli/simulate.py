@@ -4,10 +4,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from common.configs.federation import FederationConfig
-from common.configs.settings import read_settings_text
 from common.errors import InputError
-from fedharmonize.cli.options import add_device_option
+from fedharmonize.cli.options import add_federation_options, federation_run_config
 
 DESCRIPTION = """\
 Run the federation locally: one virtual Flower SuperNode per site folder, the
@@ -44,35 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    defaults = FederationConfig()
     parser.add_argument(
         "--sites-root", type=Path, help="one SITE/reference/ per site (default: phantoms)"
     )
-    parser.add_argument(
-        "--reference-site",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="site whose profile defines the reference contrast; repeat for several "
-        "(default: every site whose site.toml allows it)",
-    )
-    parser.add_argument("--rounds", type=int, default=defaults.num_server_rounds)
-    parser.add_argument("--local-epochs", type=int, default=defaults.local_epochs)
-    parser.add_argument(
-        "--strategy",
-        default=defaults.strategy,
-        choices=["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum"],
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    add_federation_options(parser)
     parser.add_argument("--out", type=Path, default=Path("fedharmonize-run"), help="run folder")
-    parser.add_argument("--config", type=Path, help="TOML harmonizer settings (see train-local)")
     parser.add_argument(
         "--resume", action="store_true", help="continue RUN from its last intact checkpoint"
     )
     parser.add_argument(
         "--cpus-per-site", type=float, default=1.0, help="CPU cores per virtual site (default 1)"
     )
-    add_device_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -99,16 +79,7 @@ def run(args: argparse.Namespace) -> int:
         )
     logging.getLogger("flwr").propagate = False
     sites_root = _prepare_sites(args)
-    run_config = {
-        "num-server-rounds": args.rounds,
-        "local-epochs": args.local_epochs,
-        "strategy": args.strategy,
-        "seed": args.seed,
-        "reference-sites": ",".join(args.reference_site),
-        "settings-toml": read_settings_text(args.config) if args.config else "",
-        "resume": args.resume,
-        "device": args.device,
-    }
+    run_config = federation_run_config(args) | {"resume": args.resume}
     simulate(sites_root, args.out, run_config, cpus_per_site=args.cpus_per_site)
     print(f"model:    {args.out / 'model'}")
     print(f"metrics:  {args.out / 'metrics.jsonl'}")

@@ -24,6 +24,7 @@ from simulations.deploy_local import (
 )
 from simulations.phantoms.generate import PhantomRequest, generate_phantoms
 from simulations.phantoms.sites import build_consortium
+from tests.integration.processes import descendants
 
 TINY_SETTINGS = """
 [model]
@@ -50,24 +51,6 @@ def still_running(pids: tuple[int, ...]) -> list[str]:
         if state != "Z" and ("flwr" in command or "flower" in command):
             running.append(f"{pid}: {command}")
     return running
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = set(), [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
 
 
 @contextmanager

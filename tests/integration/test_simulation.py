@@ -19,6 +19,7 @@ from server.checkpoints import verify_chain
 from server.round_log import read_round_log
 from simulations.phantoms.generate import PhantomRequest, generate_phantoms
 from simulations.phantoms.sites import default_consortium
+from tests.integration.processes import alive, descendants
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -118,33 +119,6 @@ def test_sites_sent_only_weights_scalar_metrics_and_the_profile(finished_run):
                 assert isinstance(value, int | float)
         profiles = [e for e in entries if "profile" in e["records"]]
         assert len(profiles) == (1 if ledger.stem == "site-a" else 0)
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid``, from /proc, so they can be stopped by PID."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = set(), [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, settings_file, tmp_path):
