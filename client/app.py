@@ -52,7 +52,7 @@ def _consortium_profile(message: Message) -> ReferenceProfile:
 
 def send_profile(message: Message, context: Context) -> Message:
     run, node, settings = _edge(context)
-    cases = load_site_cases(node.data_path, settings)
+    cases = load_site_cases(node.data_path, settings, node.cache_dir)
     profile = local_profile(cases, settings, run.reference_site_names)
     content = RecordDict(
         {SITE: ConfigRecord({"site-name": node.name, "contributes": profile is not None})}
@@ -66,7 +66,7 @@ def train(message: Message, context: Context) -> Message:
     run, node, settings = _edge(context)
     config = message.content["config"]
     profile = _consortium_profile(message)
-    slices = site_slices(node.data_path, settings, profile, "training")
+    slices = site_slices(node.data_path, settings, profile, "training", node.cache_dir)
     state, result = train_round(
         message.content[ARRAYS].to_torch_state_dict(),
         slices,
@@ -85,10 +85,10 @@ def train(message: Message, context: Context) -> Message:
 def evaluate(message: Message, context: Context) -> Message:
     run, node, settings = _edge(context)
     profile = _consortium_profile(message)
-    slices = site_slices(node.data_path, settings, profile, "held_out")
+    slices = site_slices(node.data_path, settings, profile, "held_out", node.cache_dir)
     held_out = len(slices) > 0
     if not held_out:  # a site with only min_cases cases keeps none back
-        slices = site_slices(node.data_path, settings, profile, "training")
+        slices = site_slices(node.data_path, settings, profile, "training", node.cache_dir)
     metrics = evaluate_slices(
         message.content[ARRAYS].to_torch_state_dict(),
         slices,

@@ -1,7 +1,8 @@
 """Who this ClientApp is: the site's name and folders, from the node config.
 
 A real SuperNode is started with ``--node-config 'site-name="..." data-path="..."'``
-(optionally ``model-dir`` and ``ledger-dir``). In the Simulation Engine each
+(optionally ``model-dir``, ``ledger-dir`` and ``cache-dir``, where prepared
+reference cases are kept between rounds). In the Simulation Engine each
 virtual node only has a ``partition-id``; it takes the site folder of that
 index under the run's ``sites-root`` and keeps its outputs under ``run-dir``.
 """
@@ -29,6 +30,7 @@ class SuperNodeConfig(BaseModel):
     data_path: str = Field(min_length=1)
     model_dir: str = ""
     ledger_dir: str = ""
+    cache_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class SiteNode:
     data_path: Path
     model_dir: Path
     ledger_path: Path
+    cache_dir: Path
 
 
 def parse_run_config(context: Context) -> FederationConfig:
@@ -57,14 +60,17 @@ def resolve_node(context: Context, run: FederationConfig) -> SiteNode:
             data_path=site.root,
             model_dir=run_dir / "received" / site.name,
             ledger_path=run_dir / "ledger" / f"{site.name}.jsonl",
+            cache_dir=run_dir / "cache" / site.name,
         )
     config = parse_config(SuperNodeConfig, node_config, "node config")
     data_path = Path(config.data_path)
     model_dir = Path(config.model_dir) if config.model_dir else data_path / "model"
     ledger_dir = Path(config.ledger_dir) if config.ledger_dir else data_path / "ledger"
+    cache_dir = Path(config.cache_dir) if config.cache_dir else model_dir.parent / "cache"
     return SiteNode(
         name=config.site_name,
         data_path=data_path,
         model_dir=model_dir,
         ledger_path=ledger_dir / f"{config.site_name}.jsonl",
+        cache_dir=cache_dir / config.site_name,
     )

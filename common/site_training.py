@@ -46,23 +46,34 @@ class SiteCases:
 
 
 @lru_cache(maxsize=8)
-def _load_site_cached(data_path: str, settings_json: str) -> SiteCases:
+def _load_site_cached(data_path: str, settings_json: str, cache_dir: str) -> SiteCases:
     settings = HarmonizerSettings.model_validate_json(settings_json)
     site = read_site(Path(data_path))
-    cases = tuple(load_reference_cases(site.reference_files, settings.profile, label=site.name))
+    cases = tuple(
+        load_reference_cases(
+            site.reference_files,
+            settings.profile,
+            label=site.name,
+            cache_dir=Path(cache_dir) if cache_dir else None,
+        )
+    )
     held_out = cases[-1:] if len(cases) > settings.profile.min_cases else ()
     training = cases[: len(cases) - len(held_out)]
     logger.info("%s: %d training and %d held-out cases", site.name, len(training), len(held_out))
     return SiteCases(site=site, training=training, held_out=held_out)
 
 
-def load_site_cases(data_path: Path, settings: HarmonizerSettings) -> SiteCases:
-    """Load, mask and bias-correct a site's cases once per process.
+def load_site_cases(
+    data_path: Path, settings: HarmonizerSettings, cache_dir: Path | None = None
+) -> SiteCases:
+    """Load, mask and bias-correct a site's cases once per process (and once per disk cache).
 
-    The Simulation Engine and a SuperNode reuse their process across rounds;
-    repeating N4 every round would cost more than the training itself.
+    The Simulation Engine reuses its processes across rounds; a SuperNode starts
+    a fresh one per message, which ``cache_dir`` covers.
     """
-    return _load_site_cached(str(Path(data_path).resolve()), settings.model_dump_json())
+    return _load_site_cached(
+        str(Path(data_path).resolve()), settings.model_dump_json(), str(cache_dir or "")
+    )
 
 
 def local_profile(
@@ -83,9 +94,13 @@ def local_profile(
 
 @lru_cache(maxsize=8)
 def _slices_cached(
-    data_path: str, settings_json: str, profile_json: str, part: Literal["training", "held_out"]
+    data_path: str,
+    settings_json: str,
+    profile_json: str,
+    part: Literal["training", "held_out"],
+    cache_dir: str,
 ) -> SliceSet:
-    cases = getattr(_load_site_cached(data_path, settings_json), part)
+    cases = getattr(_load_site_cached(data_path, settings_json, cache_dir), part)
     if not cases:
         return SliceSet(torch.zeros(0, 1, 1), torch.zeros(0, 1, 1, dtype=torch.bool))
     profile = ReferenceProfile.model_validate_json(profile_json)
@@ -99,13 +114,18 @@ def site_slices(
     settings: HarmonizerSettings,
     profile: ReferenceProfile,
     part: Literal["training", "held_out"],
+    cache_dir: Path | None = None,
 ) -> SliceSet:
     """Target slices of the site's training or held-out cases on the consortium profile.
 
     Cached per (site, settings, profile): the profile is fixed after round 0.
     """
     return _slices_cached(
-        str(Path(data_path).resolve()), settings.model_dump_json(), profile.model_dump_json(), part
+        str(Path(data_path).resolve()),
+        settings.model_dump_json(),
+        profile.model_dump_json(),
+        part,
+        str(cache_dir or ""),
     )
 
 

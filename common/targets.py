@@ -5,6 +5,10 @@ Each case is loaded in canonical orientation, masked, optionally bias-corrected
 consortium profile. The same steps run at every site and in centralized training.
 """
 
+import hashlib
+import logging
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,8 @@ from common.nifti import load_volume, nifti_stem
 from common.profile import ReferenceProfile, fit_profile
 from common.profile_mapping import map_to_profile
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ReferenceCase:
@@ -30,10 +36,66 @@ class ReferenceCase:
     spacing: tuple[float, float, float]
 
 
+def _cache_path(files: Sequence[Path], config: ProfileConfig, cache_dir: Path) -> Path:
+    """A cache file named by the preparation settings and each file's path, size and mtime."""
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    for path in files:
+        stat = Path(path).stat()
+        digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return Path(cache_dir) / f"reference-cases-{digest.hexdigest()[:32]}.npz"
+
+
+def _read_cache(path: Path) -> list[ReferenceCase] | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            names, spacings = stored["names"], stored["spacings"]
+            return [
+                ReferenceCase(str(name), stored[f"data{i}"], stored[f"mask{i}"], tuple(spacing))
+                for i, (name, spacing) in enumerate(zip(names, spacings, strict=True))
+            ]
+    except (OSError, KeyError, ValueError):
+        logger.warning("ignoring an unreadable cache file %s", path)
+        return None
+
+
+def _write_cache(path: Path, cases: Sequence[ReferenceCase]) -> None:
+    arrays: dict[str, np.ndarray] = {
+        "names": np.array([case.name for case in cases]),
+        "spacings": np.array([case.spacing for case in cases], dtype=np.float64),
+    }
+    for i, case in enumerate(cases):
+        arrays[f"data{i}"], arrays[f"mask{i}"] = case.data, case.mask
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    os.close(handle)
+    try:
+        np.savez(temp, **arrays)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 def load_reference_cases(
-    files: Sequence[Path], config: ProfileConfig, *, progress: bool = False, label: str = ""
+    files: Sequence[Path],
+    config: ProfileConfig,
+    *,
+    progress: bool = False,
+    label: str = "",
+    cache_dir: Path | None = None,
 ) -> list[ReferenceCase]:
-    """Load, mask and (as configured) bias-correct every reference case."""
+    """Load, mask and (as configured) bias-correct every reference case.
+
+    With ``cache_dir`` the prepared cases are kept on the site's disk, keyed by
+    the settings and the files' paths, sizes and times: a SuperNode runs each
+    message in a fresh process, and N4 on every case each round would cost
+    more than the training.
+    """
+    cache = _cache_path(files, config, cache_dir) if cache_dir is not None else None
+    if cache is not None and cache.exists():
+        cached = _read_cache(cache)
+        if cached is not None:
+            return cached
     cases = []
     for path in tqdm(
         files, desc=f"loading {label}".strip(), unit="case", disable=None if progress else True
@@ -42,6 +104,8 @@ def load_reference_cases(
         mask = foreground_mask(volume.data)
         data = apply_bias_correction(volume.data, mask, volume.spacing, config.bias_correction)
         cases.append(ReferenceCase(nifti_stem(path), data, mask, volume.spacing))
+    if cache is not None:
+        _write_cache(cache, cases)
     return cases
 
 

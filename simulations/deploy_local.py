@@ -284,6 +284,7 @@ def node_config(site: SiteFolder, run_dir: Path) -> str:
         "data-path": str(site.root.resolve()),
         "model-dir": str(run_dir / "received" / site.name),
         "ledger-dir": str(run_dir / "ledger"),
+        "cache-dir": str(run_dir / "cache"),
     }
     return " ".join(f"{key}={_quoted(value, key)}" for key, value in values.items())
 
