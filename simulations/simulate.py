@@ -82,6 +82,7 @@ def simulate(
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice
     server_app, client_app = simulation_apps(config)
     total_cpus = max(1, os.cpu_count() or 1)
     try:

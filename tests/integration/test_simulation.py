@@ -53,26 +53,19 @@ def settings_file(tmp_path_factory) -> Path:
     return path
 
 
+def simulate_argv(sites: Path, settings: Path, run: Path, local_epochs: int) -> list[str]:
+    """``fedharmonize simulate`` arguments for a 2-round CPU run with tiny settings."""
+    return [
+        "simulate",
+        *("--sites-root", str(sites), "--rounds", "2", "--local-epochs", str(local_epochs)),
+        *("--config", str(settings), "--out", str(run), "--device", "cpu"),
+    ]
+
+
 @pytest.fixture(scope="module")
 def finished_run(phantom_sites, settings_file, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "fed"
-    code = main(
-        [
-            "simulate",
-            "--sites-root",
-            str(phantom_sites),
-            "--rounds",
-            "2",
-            "--local-epochs",
-            "2",
-            "--config",
-            str(settings_file),
-            "--out",
-            str(run),
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(simulate_argv(phantom_sites, settings_file, run, local_epochs=2))
     assert code == 0
     return run
 
@@ -125,21 +118,8 @@ def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, settin
     run = tmp_path / "crashy"
     command = [
         sys.executable,
-        "-m",
-        "fedharmonize.cli.main",
-        "simulate",
-        "--sites-root",
-        str(phantom_sites),
-        "--rounds",
-        "2",
-        "--local-epochs",
-        "1",
-        "--config",
-        str(settings_file),
-        "--out",
-        str(run),
-        "--device",
-        "cpu",
+        *("-m", "fedharmonize.cli.main"),
+        *simulate_argv(phantom_sites, settings_file, run, local_epochs=1),
     ]
     env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
     process = subprocess.Popen(
@@ -164,24 +144,7 @@ def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, settin
                 os.kill(pid, signal.SIGKILL)
     assert not (run / "model").exists()
 
-    code = main(
-        [
-            "simulate",
-            "--sites-root",
-            str(phantom_sites),
-            "--rounds",
-            "2",
-            "--local-epochs",
-            "1",
-            "--config",
-            str(settings_file),
-            "--out",
-            str(run),
-            "--device",
-            "cpu",
-            "--resume",
-        ]
-    )
+    code = main([*simulate_argv(phantom_sites, settings_file, run, local_epochs=1), "--resume"])
 
     assert code == 0
     assert [c.round for c in verify_chain(run)] == [1, 2]
