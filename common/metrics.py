@@ -48,3 +48,61 @@ def gradient_correlation(image: np.ndarray, truth: np.ndarray, brain: np.ndarray
     a = gradient_magnitude(image)[brain]
     b = gradient_magnitude(truth)[brain]
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def ratio_spread(ratios_per_site: Sequence[float]) -> float:
+    """Coefficient of variation of one subject's WM/GM ratio across sites; lower is better."""
+    return cross_site_cv(ratios_per_site)
+
+
+HISTOGRAM_BINS = 64
+HISTOGRAM_RANGE = (0.0, 3.0)  # in units of the brain's median intensity
+
+
+def normalized_histogram(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Brain-intensity histogram after dividing by the brain median (sums to 1)."""
+    values = image[brain] / float(np.median(image[brain]))
+    counts, _ = np.histogram(values, bins=HISTOGRAM_BINS, range=HISTOGRAM_RANGE)
+    counts = counts.astype(np.float64) + 1e-12
+    return counts / counts.sum()
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon divergence of two histograms, base 2, in [0, 1]."""
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.sum(a * np.log2(a / b)))
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def mean_pairwise_jsd(histograms: Sequence[np.ndarray]) -> float:
+    """Mean JSD over all pairs of sites' histograms of one subject; lower is better (0 best)."""
+    pairs = [
+        jensen_shannon(histograms[i], histograms[j])
+        for i in range(len(histograms))
+        for j in range(i + 1, len(histograms))
+    ]
+    return float(np.mean(pairs))
+
+
+def site_classifier_accuracy(
+    histograms: np.ndarray, sites: Sequence[str], subjects: Sequence[str]
+) -> float:
+    """Leave-one-subject-out accuracy of telling the site from the histogram.
+
+    Closer to chance (1 / number of sites) is better: a harmonized scan should
+    not reveal where it was acquired.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
+
+    scores = cross_val_score(
+        LogisticRegression(max_iter=2000),
+        np.asarray(histograms),
+        np.asarray(sites),
+        groups=np.asarray(subjects),
+        cv=LeaveOneGroupOut(),
+    )
+    return float(np.mean(scores))
