@@ -13,12 +13,12 @@ echo "== 1/3 federated simulation: phantoms, round 0 (reference profiles), train
 "$BIN/fedharmonize" simulate --out "$OUT" ${DEMO_ARGS:-}
 echo "== 2/3 site check of one phantom site (what a hospital runs before joining)"
 "$BIN/fedharmonize" site check "$OUT/phantoms/sites/site-b" | tail -n 1
-echo "== 3/3 harmonizing the traveling subjects and scoring against their ground truth"
-"$BIN/python" -m simulations.scorecard --model "$OUT/model" --benchmark "$OUT/phantoms" \
-  --out "$OUT/harmonized"
+echo "== 3/3 evaluation: the federated model against raw scans and classical baselines"
+"$BIN/fedharmonize" evaluate --model "$OUT/model" --benchmark "$OUT/phantoms" \
+  --out "$OUT/report"
 echo
 echo "demo finished in $(( $(date +%s) - START )) s"
 echo "model:      $OUT/model"
-echo "report:     $OUT/harmonized/scorecard.json (the HTML report comes with the evaluation issue)"
+echo "report:     $OUT/report/metrics.md (the HTML report with figures comes with the evaluation issue)"
 echo "ledgers:    $OUT/ledger/  (what each site sent)"
 echo "preview:    $OUT/phantoms/preview.png"

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from common.errors import HarmonizationError
 from fedharmonize import __version__
-from fedharmonize.cli import apply, deploy, phantoms, simulate, site, train_local
+from fedharmonize.cli import apply, deploy, evaluate, phantoms, simulate, site, train_local
 
-COMMANDS = (phantoms, simulate, deploy, train_local, apply, site)
+COMMANDS = (phantoms, simulate, deploy, train_local, apply, evaluate, site)
 
 
 def quiet_flower_phone_home() -> None:

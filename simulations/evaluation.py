@@ -1,0 +1,186 @@
+"""Evaluation on a benchmark folder: models against raw scans and classical baselines.
+
+Every traveling-subject scan under ``test/`` is harmonized by each model and by
+each baseline (z-score, WhiteStripe, Nyúl, N4 + Nyúl with and without light
+smoothing; the Nyúl profiles are fitted on the reference site's reference
+cases, never on the scan being harmonized). Reported, averaged over subjects:
+the cross-site coefficient of variation of WM, GM and CSF means and the spread
+of the WM/GM ratio (site effect; lower is better), the mean pairwise histogram
+Jensen-Shannon divergence (lower is better), a site classifier's
+leave-one-subject-out accuracy (best at chance), the scale-fitted NMAE against
+the ground truth (fidelity; lower is better) and the gradient-magnitude
+correlation with the ground truth (anatomy kept; higher is better).
+
+    fedharmonize evaluate --model RUN/model --benchmark PHANTOMS [--out DIR]
+"""
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from client.apply import ApplyJob, harmonize_file
+from common.artifact import load_artifact
+from common.configs.profile import ProfileConfig
+from common.errors import InputError
+from common.mask import foreground_mask
+from common.metrics import (
+    TISSUES,
+    cross_site_cv,
+    gradient_correlation,
+    mean_pairwise_jsd,
+    normalized_histogram,
+    ratio_spread,
+    scale_fitted_nmae,
+    scale_free_tissue_means,
+    site_classifier_accuracy,
+)
+from common.nifti import load_volume
+from common.profile import ReferenceProfile
+from common.sites import SiteFolder, discover_sites
+from common.targets import load_reference_cases, site_profile
+from simulations.baselines import BASELINES, Baseline
+
+Loader = Callable[[Path], np.ndarray]
+
+
+def site_names(benchmark: Path) -> list[str]:
+    return sorted(p.name for p in (benchmark / "sites").iterdir() if p.is_dir())
+
+
+def score_subject(
+    subject: Path, sites: list[str], image_of: Loader
+) -> tuple[dict[str, float], list[np.ndarray]]:
+    """Metrics for one traveling subject, and its per-site histograms for the site classifier.
+
+    ``image_of(path)`` gives the image to score.
+    """
+    brain = load_volume(subject / "brain_mask.nii.gz").data > 0.5
+    masks = {t: load_volume(subject / f"{t}_mask.nii.gz").data > 0.5 for t in TISSUES}
+    truth = load_volume(subject / "groundtruth_T1w.nii.gz").data
+    means = {t: [] for t in TISSUES}
+    nmae, gradient, histograms = [], [], []
+    for site in sites:
+        image = image_of(subject / f"{site}_T1w.nii.gz")
+        for tissue, value in scale_free_tissue_means(image, brain, masks).items():
+            means[tissue].append(value)
+        histograms.append(normalized_histogram(image, brain))
+        nmae.append(scale_fitted_nmae(image, truth, brain))
+        gradient.append(gradient_correlation(image, truth, brain))
+    scores = {f"cv_{t}": cross_site_cv(means[t]) for t in TISSUES}
+    scores["wm_gm_spread"] = ratio_spread(np.divide(means["wm"], means["gm"]).tolist())
+    scores["jsd"] = mean_pairwise_jsd(histograms)
+    scores["nmae"] = float(np.mean(nmae))
+    scores["gradient_corr"] = float(np.mean(gradient))
+    return scores, histograms
+
+
+def reference_sites(benchmark: Path) -> list[SiteFolder]:
+    sites = discover_sites(benchmark / "sites")
+    chosen = [site for site in sites if site.config.reference_contributor]
+    return chosen or sites
+
+
+def baseline_profile(benchmark: Path, bias_correction: Literal["none", "n4"]) -> ReferenceProfile:
+    """A Nyúl profile from the reference sites' reference cases (local use: min 1 case)."""
+    config = ProfileConfig(bias_correction=bias_correction, min_cases=1)
+    cases = [
+        case
+        for site in reference_sites(benchmark)
+        for case in load_reference_cases(site.reference_files, config)
+    ]
+    return site_profile(cases, config, "T1w")
+
+
+def baseline_loaders(benchmark: Path) -> dict[str, Loader]:
+    """One image function per classical baseline, each on the raw scan and its auto mask."""
+    profiles = {
+        "none": baseline_profile(benchmark, "none"),
+        "n4": baseline_profile(benchmark, "n4"),
+    }
+
+    def loader(name: str, baseline: Baseline) -> Loader:
+        profile = profiles["n4" if name.startswith("N4") else "none"]
+
+        def image(path: Path) -> np.ndarray:
+            volume = load_volume(path)
+            return baseline(volume.data, foreground_mask(volume.data), volume.spacing, profile)
+
+        return image
+
+    return {name: loader(name, baseline) for name, baseline in BASELINES.items()}
+
+
+def model_loader(model_dir: Path, out_dir: Path) -> Loader:
+    """Harmonize with a model once, writing NIfTI outputs under ``out_dir``, then reuse them."""
+    artifact = load_artifact(model_dir)
+    device = torch.device("cpu")
+
+    def image(path: Path) -> np.ndarray:
+        target = out_dir / path.parent.name / path.name
+        if not target.exists():
+            harmonize_file(artifact, ApplyJob(path, target), None, device)
+        return load_volume(target).data
+
+    return image
+
+
+def raw_loader(path: Path) -> np.ndarray:
+    return load_volume(path).data
+
+
+def evaluate_benchmark(
+    benchmark: Path, models: Mapping[str, Path], out_dir: Path, *, baselines: bool = True
+) -> dict[str, dict[str, float]]:
+    """Metrics per method: raw, each model (harmonized into ``out_dir/<name>``), baselines."""
+    sites = site_names(benchmark)
+    subjects = sorted(p for p in (benchmark / "test").iterdir() if p.is_dir())
+    if not subjects:
+        raise InputError(f"{benchmark / 'test'}: no traveling subjects to evaluate on")
+    loaders: dict[str, Loader] = {"raw": raw_loader}
+    loaders |= {name: model_loader(path, out_dir / name) for name, path in models.items()}
+    if baselines:
+        loaders |= baseline_loaders(benchmark)
+    table = {}
+    for name, loader in tqdm(loaders.items(), desc="evaluating", unit="method", disable=None):
+        scored = [score_subject(subject, sites, loader) for subject in subjects]
+        rows = [scores for scores, _ in scored]
+        table[name] = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+        if len(subjects) > 1:
+            table[name]["site_acc"] = site_classifier_accuracy(
+                np.array([h for _, histograms in scored for h in histograms]),
+                sites * len(subjects),
+                [subject.name for subject in subjects for _ in sites],
+            )
+    return table
+
+
+BETTER = {"gradient_corr": "higher", "site_acc": "chance"}  # every other metric: lower
+
+
+def best_methods(table: Mapping[str, Mapping[str, float]], chance: float) -> dict[str, str]:
+    """The best method per metric: lowest, highest, or (site classifier) nearest chance."""
+    best = {}
+    for key in next(iter(table.values())):
+        direction = BETTER.get(key, "lower")
+        if direction == "higher":
+            best[key] = max(table, key=lambda m: table[m][key])
+        elif direction == "chance":
+            best[key] = min(table, key=lambda m: abs(table[m][key] - chance))
+        else:
+            best[key] = min(table, key=lambda m: table[m][key])
+    return best
+
+
+def format_table(table: Mapping[str, Mapping[str, float]], chance: float) -> str:
+    """A markdown table, methods as rows, the best value of each metric in bold."""
+    keys = list(next(iter(table.values())))
+    best = best_methods(table, chance)
+    lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for method, row in table.items():
+        cells = [f"**{row[k]:.4f}**" if best[k] == method else f"{row[k]:.4f}" for k in keys]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
