@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo: a 3-site federated simulation on phantoms, ending in a scorecard.
-# The full HTML report (baselines, figures) arrives with the evaluation issue.
+# make demo: a 3-site federated simulation on phantoms, ending in an evaluation against baselines.
+# The HTML report with figures arrives with the evaluation issue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
