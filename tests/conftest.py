@@ -8,6 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from common.profile import ReferenceProfile
+
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -26,6 +28,21 @@ def synthetic_head(
     volume = np.where(radius < 0.55, 1.0, volume)  # WM
     volume = volume + noise * np.abs(rng.standard_normal(shape))
     return volume.astype(np.float32)
+
+
+def tiny_profile(
+    percentiles: tuple[float, ...] = (1.0, 50.0, 99.0),
+    landmarks: tuple[float, ...] = (0.1, 0.6, 1.0),
+    n_cases: int = 3,
+) -> ReferenceProfile:
+    """A small valid reference profile for tests that need one but not a fitted one."""
+    return ReferenceProfile(
+        modality="T1w",
+        percentiles=percentiles,
+        landmarks=landmarks,
+        radial_power=(0.7, 0.2, 0.07, 0.03),
+        n_cases=n_cases,
+    )
 
 
 @pytest.fixture

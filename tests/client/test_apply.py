@@ -10,7 +10,7 @@ from common.artifact import Provenance, load_artifact, save_artifact
 from common.configs.model import UNetConfig
 from common.errors import InputError
 from common.model import build_model
-from common.profile import ReferenceProfile
+from tests.conftest import tiny_profile
 
 LPS = np.array([[-2.0, 0, 0, 10], [0, -2.0, 0, 20], [0, 0, 2.0, 30], [0, 0, 0, 1]])
 
@@ -18,13 +18,7 @@ LPS = np.array([[-2.0, 0, 0, 10], [0, -2.0, 0, 20], [0, 0, 2.0, 30], [0, 0, 0, 1
 @pytest.fixture
 def identity_artifact(tmp_path):
     """An untrained residual U-Net: its output is the normalized input."""
-    profile = ReferenceProfile(
-        modality="T1w",
-        percentiles=(1.0, 50.0, 99.0),
-        landmarks=(0.1, 0.6, 1.0),
-        radial_power=(0.7, 0.2, 0.07, 0.03),
-        n_cases=3,
-    )
+    profile = tiny_profile()
     provenance = Provenance(mode="local", sites=("a",), reference_sites=("a",), rounds=0)
     save_artifact(
         tmp_path / "model", build_model(UNetConfig(base_channels=8), 0), profile, provenance

@@ -7,16 +7,10 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from client.privacy import PrivacyViolationError, append_ledger, check_reply, describe_reply
-from common.profile import ReferenceProfile
+from tests.conftest import tiny_profile
 
 SHAPES = {"conv.weight": (4, 1, 3, 3), "conv.bias": (4,)}
-PROFILE = ReferenceProfile(
-    modality="T1w",
-    percentiles=(1.0, 50.0, 99.0),
-    landmarks=(0.1, 0.6, 1.0),
-    radial_power=(0.7, 0.2, 0.07, 0.03),
-    n_cases=3,
-)
+PROFILE = tiny_profile()
 
 
 def model_arrays(**extra):

@@ -16,15 +16,9 @@ from common.artifact import (
 from common.configs.model import UNetConfig
 from common.errors import InputError
 from common.model import build_model
-from common.profile import ReferenceProfile
+from tests.conftest import tiny_profile
 
-PROFILE = ReferenceProfile(
-    modality="T1w",
-    percentiles=(1.0, 50.0, 99.0),
-    landmarks=(0.1, 0.6, 1.0),
-    radial_power=(0.7, 0.2, 0.07, 0.03),
-    n_cases=4,
-)
+PROFILE = tiny_profile(n_cases=4)
 PROVENANCE = Provenance(mode="centralized", sites=("a", "b"), reference_sites=("a",), rounds=0)
 
 

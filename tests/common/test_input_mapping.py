@@ -4,9 +4,9 @@ import numpy as np
 import torch
 
 from common.input_mapping import map_slices, map_volume_to_profile, slice_landmarks
-from common.profile import ReferenceProfile, foreground_landmarks
+from common.profile import foreground_landmarks
 from common.profile_mapping import apply_knots, landmark_knots
-from tests.conftest import synthetic_head
+from tests.conftest import synthetic_head, tiny_profile
 
 PERCENTILES = (1.0, 10.0, 50.0, 90.0, 99.0)
 
@@ -47,13 +47,7 @@ def test_a_global_monotone_curve_is_undone():
 def test_volume_mapping_puts_landmarks_on_the_profile():
     head = synthetic_head(seed=2) * 250.0
     mask = head > 50
-    profile = ReferenceProfile(
-        modality="T1w",
-        percentiles=PERCENTILES,
-        landmarks=(0.1, 0.3, 0.6, 0.9, 1.0),
-        radial_power=(0.7, 0.2, 0.07, 0.03),
-        n_cases=3,
-    )
+    profile = tiny_profile(PERCENTILES, (0.1, 0.3, 0.6, 0.9, 1.0))
 
     mapped = map_volume_to_profile(head, mask, profile)
 

@@ -6,16 +6,10 @@ import pytest
 import torch
 
 from common.errors import InputError
-from common.profile import ReferenceProfile
 from server.checkpoints import load_checkpoint_state, verify_chain, write_checkpoint
+from tests.conftest import tiny_profile
 
-PROFILE = ReferenceProfile(
-    modality="T1w",
-    percentiles=(1.0, 50.0, 99.0),
-    landmarks=(0.1, 0.6, 1.0),
-    radial_power=(0.7, 0.2, 0.07, 0.03),
-    n_cases=3,
-)
+PROFILE = tiny_profile()
 
 
 def write_rounds(run_dir, count):
