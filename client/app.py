@@ -18,7 +18,7 @@ from common.artifact import store_received_artifact
 from common.configs.federation import FederationConfig
 from common.configs.settings import HarmonizerSettings
 from common.device import resolve_device
-from common.model import build_model
+from common.model import parameter_shapes
 from common.profile import ReferenceProfile
 from common.site_training import (
     describe_result,
@@ -37,8 +37,7 @@ def _edge(context: Context) -> tuple[FederationConfig, SiteNode, HarmonizerSetti
 
 def _ledger_target(context: Context):
     _, node, settings = _edge(context)
-    shapes = {k: tuple(v.shape) for k, v in build_model(settings.model, 0).state_dict().items()}
-    return node.ledger_path, shapes, settings.profile.min_cases
+    return node.ledger_path, parameter_shapes(settings.model), settings.profile.min_cases
 
 
 def _site_key(name: str) -> int:

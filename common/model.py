@@ -5,6 +5,9 @@ which is saved with the weights. GroupNorm/InstanceNorm keep no running
 statistics, so weights average cleanly across sites.
 """
 
+from functools import lru_cache
+from types import MappingProxyType
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,3 +108,10 @@ def build_model(config: UNetConfig, seed: int) -> HarmonizerUNet:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@lru_cache(maxsize=8)
+def parameter_shapes(config: UNetConfig) -> MappingProxyType:
+    """Name -> shape of every tensor in the model's state dict (read-only, built once)."""
+    state = build_model(config, seed=0).state_dict()
+    return MappingProxyType({name: tuple(t.shape) for name, t in state.items()})

@@ -147,6 +147,13 @@ def train_harmonizer(
         model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
     )
     batches_per_epoch = -(-len(slices) // training.batch_size)
+    # The targets never change, so their landmarks are measured once, not every epoch.
+    target_landmarks = torch.cat(
+        [
+            slice_landmarks(slices.targets[i : i + 256], slices.masks[i : i + 256], percentiles)
+            for i in range(0, len(slices), 256)
+        ]
+    )
     result = TrainingResult()
     bar = tqdm(
         total=training.epochs * batches_per_epoch,
@@ -167,7 +174,7 @@ def train_harmonizer(
                 network_input = map_slices(
                     altered,
                     slice_landmarks(altered, mask, percentiles),
-                    slice_landmarks(target, mask, percentiles),
+                    target_landmarks[index].to(device),
                 )
                 prediction = model(network_input[:, None])[:, 0]
                 loss = harmonization_loss(prediction, target, mask, training.gradient_loss_weight)

@@ -30,7 +30,7 @@ class StartedProcess:
     daemon: bool  # must stay up until the run ends
 
 
-def _start_time(pid: int) -> int | None:
+def start_time(pid: int) -> int | None:
     """The kernel's start time of ``pid`` (None if gone or a zombie): guards against reuse."""
     try:
         fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
@@ -46,6 +46,19 @@ def _children_by_parent() -> dict[int, list[int]]:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
     return children
+
+
+def descendants(*roots: int) -> set[int]:
+    """Every live process below ``roots`` right now, read from /proc."""
+    children = _children_by_parent()
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found and start_time(child) is not None:
+                found.add(child)
+                stack.append(child)
+    return found
 
 
 class ProcessSet:
@@ -96,14 +109,11 @@ class ProcessSet:
                 )
 
     def record_helpers(self) -> None:
-        children = _children_by_parent()
-        stack = [p.popen.pid for p in self.processes if p.popen.poll() is None]
-        while stack:
-            for child in children.get(stack.pop(), []):
-                started = _start_time(child)
-                if started is not None:
-                    self.helpers.setdefault(child, started)
-                    stack.append(child)
+        roots = [p.popen.pid for p in self.processes if p.popen.poll() is None]
+        for child in descendants(*roots):
+            started = start_time(child)
+            if started is not None:
+                self.helpers.setdefault(child, started)
 
     def stop(self) -> None:
         """SIGTERM everything (newest first), wait, SIGKILL what is left; helpers last."""
@@ -130,4 +140,4 @@ class ProcessSet:
             logger.warning("processes %s did not stop", self._alive_helpers())
 
     def _alive_helpers(self) -> list[int]:
-        return [pid for pid, started in self.helpers.items() if _start_time(pid) == started]
+        return [pid for pid, started in self.helpers.items() if start_time(pid) == started]

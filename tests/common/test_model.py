@@ -5,7 +5,7 @@ import torch
 from pydantic import ValidationError
 
 from common.configs.model import UNetConfig
-from common.model import build_model, count_parameters
+from common.model import build_model, count_parameters, parameter_shapes
 
 
 @pytest.mark.parametrize("size", [(16, 16), (17, 23), (91, 109), (33, 8)])
@@ -64,3 +64,15 @@ def test_default_size_is_about_half_a_million_parameters():
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValidationError, match=field if field != "norm" else "norm"):
         UNetConfig(**{field: value})
+
+
+def test_parameter_shapes_match_the_state_dict_without_touching_global_rng():
+    config = UNetConfig(base_channels=8, depth=2)
+    state = torch.random.get_rng_state()
+
+    shapes = parameter_shapes(config)
+
+    assert torch.equal(torch.random.get_rng_state(), state)
+    expected = {k: tuple(v.shape) for k, v in build_model(config, seed=5).state_dict().items()}
+    assert dict(shapes) == expected
+    assert parameter_shapes(config) is shapes  # built once per architecture

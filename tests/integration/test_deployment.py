@@ -24,17 +24,8 @@ from simulations.deploy_local import (
 )
 from simulations.phantoms.generate import PhantomRequest, generate_phantoms
 from simulations.phantoms.sites import build_consortium
-from tests.integration.processes import descendants
+from simulations.processes import descendants
 
-TINY_SETTINGS = """
-[model]
-base_channels = 8
-depth = 2
-[training]
-batch_size = 8
-[profile]
-bias_correction = "none"
-"""
 MESSAGE_TYPES = {"query.profile", "train", "evaluate", "query.model"}
 
 
@@ -78,13 +69,6 @@ def two_sites(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("deploy-phantoms")
     generate_phantoms(out, PhantomRequest(subjects=3, test_subjects=1), build_consortium(2, 0))
     return out / "sites"
-
-
-@pytest.fixture(scope="module")
-def tiny_settings(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("deploy-settings") / "tiny.toml"
-    path.write_text(TINY_SETTINGS)
-    return path
 
 
 @pytest.fixture(scope="module")

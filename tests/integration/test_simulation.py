@@ -19,21 +19,11 @@ from server.checkpoints import verify_chain
 from server.round_log import read_round_log
 from simulations.phantoms.generate import PhantomRequest, generate_phantoms
 from simulations.phantoms.sites import default_consortium
-from tests.integration.processes import alive, descendants
+from simulations.processes import descendants, start_time
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_SETTINGS = """
-[model]
-base_channels = 8
-depth = 2
-[training]
-batch_size = 8
-learning_rate = 0.005
-[profile]
-bias_correction = "none"
-"""
 ALLOWED_RECORDS = {"arrays", "metrics", "profile", "site"}
 
 
@@ -46,13 +36,6 @@ def phantom_sites(tmp_path_factory) -> Path:
     return out / "sites"
 
 
-@pytest.fixture(scope="module")
-def settings_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("settings") / "tiny.toml"
-    path.write_text(TINY_SETTINGS)
-    return path
-
-
 def simulate_argv(sites: Path, settings: Path, run: Path, local_epochs: int) -> list[str]:
     """``fedharmonize simulate`` arguments for a 2-round CPU run with tiny settings."""
     return [
@@ -63,9 +46,9 @@ def simulate_argv(sites: Path, settings: Path, run: Path, local_epochs: int) -> 
 
 
 @pytest.fixture(scope="module")
-def finished_run(phantom_sites, settings_file, tmp_path_factory) -> Path:
+def finished_run(phantom_sites, tiny_settings, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "fed"
-    code = main(simulate_argv(phantom_sites, settings_file, run, local_epochs=2))
+    code = main(simulate_argv(phantom_sites, tiny_settings, run, local_epochs=2))
     assert code == 0
     return run
 
@@ -114,12 +97,12 @@ def test_sites_sent_only_weights_scalar_metrics_and_the_profile(finished_run):
         assert len(profiles) == (1 if ledger.stem == "site-a" else 0)
 
 
-def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, settings_file, tmp_path):
+def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, tiny_settings, tmp_path):
     run = tmp_path / "crashy"
     command = [
         sys.executable,
         *("-m", "fedharmonize.cli.main"),
-        *simulate_argv(phantom_sites, settings_file, run, local_epochs=1),
+        *simulate_argv(phantom_sites, tiny_settings, run, local_epochs=1),
     ]
     env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
     process = subprocess.Popen(
@@ -140,14 +123,14 @@ def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, settin
         process.wait(timeout=30)
     finally:
         for pid in started | {process.pid}:
-            if alive(pid):
+            if start_time(pid) is not None:
                 os.kill(pid, signal.SIGKILL)
     assert not (run / "model").exists()
 
-    code = main([*simulate_argv(phantom_sites, settings_file, run, local_epochs=1), "--resume"])
+    code = main([*simulate_argv(phantom_sites, tiny_settings, run, local_epochs=1), "--resume"])
 
     assert code == 0
     assert [c.round for c in verify_chain(run)] == [1, 2]
     assert {e["round"] for e in read_round_log(run) if e["phase"] == "train"} >= {2}
     assert load_artifact(run / "model").metadata.provenance.rounds == 2
-    assert not [pid for pid in started if alive(pid)]
+    assert not [pid for pid in started if start_time(pid) is not None]
