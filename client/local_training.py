@@ -66,8 +66,17 @@ def train_local(
     reference_sites: Sequence[str] = (),
     device_name: str,
     progress: bool = True,
+    profile: ReferenceProfile | None = None,
+    cache_root: Path | None = None,
+    label: str = "train-local",
 ) -> LocalTrainingOutcome:
-    """Pool the sites' reference cases, train, and write ``run_dir/model``."""
+    """Pool the sites' reference cases, train, and write ``run_dir/model``.
+
+    A given ``profile`` (for example the federation's, which is statistics, not
+    images) replaces the one fitted here, so a site without reference-protocol
+    scans can still train alone: the local-only comparison of a federated run.
+    ``cache_root/<site>`` holds prepared (bias-corrected) cases between runs.
+    """
     from common.device import resolve_device
 
     device = resolve_device(device_name)
@@ -75,14 +84,21 @@ def train_local(
     if len(modalities) > 1:
         raise InputError(f"sites disagree on modality ({', '.join(sorted(modalities))})")
     modality = modalities.pop()
-    references = choose_reference_sites(sites, reference_sites)
+    references = (
+        list(reference_sites) if profile else choose_reference_sites(sites, reference_sites)
+    )
     cases_by_site = {
         site.name: load_reference_cases(
-            site.reference_files, settings.profile, progress=progress, label=site.name
+            site.reference_files,
+            settings.profile,
+            progress=progress,
+            label=site.name,
+            cache_dir=cache_root / site.name if cache_root else None,
         )
         for site in sites
     }
-    profile = consortium_profile(cases_by_site, references, settings, modality)
+    if profile is None:
+        profile = consortium_profile(cases_by_site, references, settings, modality)
     cases = [case for name in cases_by_site for case in cases_by_site[name]]
     targets = training_targets(cases, profile, settings.profile)
     slices = collect_slices(
@@ -100,7 +116,7 @@ def train_local(
         percentiles=profile.percentiles,
         device=device,
         progress=progress,
-        description="train-local",
+        description=label,
     )
     provenance = Provenance(
         mode="centralized" if len(sites) > 1 else "local",

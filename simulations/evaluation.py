@@ -9,7 +9,9 @@ of the WM/GM ratio (site effect; lower is better), the mean pairwise histogram
 Jensen-Shannon divergence (lower is better), a site classifier's
 leave-one-subject-out accuracy (best at chance), the scale-fitted NMAE against
 the ground truth (fidelity; lower is better) and the gradient-magnitude
-correlation with the ground truth (anatomy kept; higher is better).
+correlation with the ground truth (anatomy kept; higher is better); then, for
+familiarity only, HaarPSI, SSIM and PSNR against the ground truth (higher is
+better; see :mod:`common.image_quality`).
 
     fedharmonize evaluate --model RUN/model --benchmark PHANTOMS [--out DIR]
 """
@@ -26,6 +28,7 @@ from client.apply import ApplyJob, harmonize_file
 from common.artifact import load_artifact
 from common.configs.profile import ProfileConfig
 from common.errors import InputError
+from common.image_quality import full_reference_scores
 from common.mask import foreground_mask
 from common.metrics import (
     TISSUES,
@@ -43,6 +46,7 @@ from common.profile import ReferenceProfile
 from common.sites import SiteFolder, discover_sites
 from common.targets import load_reference_cases, site_profile
 from simulations.baselines import BASELINES, Baseline
+from simulations.metric_catalogue import metric_info, ordered_keys
 
 Loader = Callable[[Path], np.ndarray]
 
@@ -63,6 +67,7 @@ def score_subject(
     truth = load_volume(subject / "groundtruth_T1w.nii.gz").data
     means = {t: [] for t in TISSUES}
     nmae, gradient, histograms = [], [], []
+    familiar: dict[str, list[float]] = {}
     for site in sites:
         image = image_of(subject / f"{site}_T1w.nii.gz")
         for tissue, value in scale_free_tissue_means(image, brain, masks).items():
@@ -70,11 +75,14 @@ def score_subject(
         histograms.append(normalized_histogram(image, brain))
         nmae.append(scale_fitted_nmae(image, truth, brain))
         gradient.append(gradient_correlation(image, truth, brain))
+        for key, value in full_reference_scores(image, truth, brain).items():
+            familiar.setdefault(key, []).append(value)
     scores = {f"cv_{t}": cross_site_cv(means[t]) for t in TISSUES}
     scores["wm_gm_spread"] = ratio_spread(np.divide(means["wm"], means["gm"]).tolist())
     scores["jsd"] = mean_pairwise_jsd(histograms)
     scores["nmae"] = float(np.mean(nmae))
     scores["gradient_corr"] = float(np.mean(gradient))
+    scores |= {key: float(np.mean(values)) for key, values in familiar.items()}
     return scores, histograms
 
 
@@ -158,14 +166,11 @@ def evaluate_benchmark(
     return table
 
 
-BETTER = {"gradient_corr": "higher", "site_acc": "chance"}  # every other metric: lower
-
-
 def best_methods(table: Mapping[str, Mapping[str, float]], chance: float) -> dict[str, str]:
     """The best method per metric: lowest, highest, or (site classifier) nearest chance."""
     best = {}
     for key in next(iter(table.values())):
-        direction = BETTER.get(key, "lower")
+        direction = metric_info(key).direction
         if direction == "higher":
             best[key] = max(table, key=lambda m: table[m][key])
         elif direction == "chance":
@@ -177,7 +182,7 @@ def best_methods(table: Mapping[str, Mapping[str, float]], chance: float) -> dic
 
 def format_table(table: Mapping[str, Mapping[str, float]], chance: float) -> str:
     """A markdown table, methods as rows, the best value of each metric in bold."""
-    keys = list(next(iter(table.values())))
+    keys = ordered_keys(list(next(iter(table.values()))))
     best = best_methods(table, chance)
     lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for method, row in table.items():

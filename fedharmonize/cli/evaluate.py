@@ -1,7 +1,6 @@
 """``fedharmonize evaluate``: score models against raw scans and classical baselines."""
 
 import argparse
-import json
 from pathlib import Path
 
 from common.errors import InputError
@@ -20,12 +19,18 @@ Metrics, averaged over subjects (PSNR/SSIM are deliberately not the headline):
   nmae                  error against the ground truth after a scale fit       lower is better
   gradient_corr         gradient-magnitude correlation with the ground truth   higher is better
   site_acc              accuracy of a classifier guessing the site             best at chance
+  haarpsi               perceptual similarity to the ground truth (HaarPSI)    higher is better
+  ssim, psnr            familiar, known to mislead on medical images; shown    higher is better
+                        for comparison, never the headline
 """
 
 EPILOG = """\
 outputs (in --out, default RUN/report):
   metrics.json   every method's metrics
   metrics.md     the same as a table, best value per metric in bold
+  report.html    self-contained report: montage, histograms, metrics table,
+                 training curves and bytes sent per site (from RUN/ when the
+                 model sits in a federated run folder); PNGs beside it
   <name>/        the harmonized scans of each model
 
 examples:
@@ -69,17 +74,24 @@ def parse_compare(values: list[str]) -> dict[str, Path]:
     return models
 
 
-def run(args: argparse.Namespace) -> int:
-    from simulations.evaluation import evaluate_benchmark, format_table, site_names
+def model_name(model_dir: Path) -> str:
+    """Call the main model by how it was trained: federated, centralized or local."""
+    from common.artifact import load_artifact
 
-    models = {"harmonizer": args.model} | parse_compare(args.compare)
+    return load_artifact(model_dir).metadata.provenance.mode
+
+
+def run(args: argparse.Namespace) -> int:
+    from simulations.assessment import assess
+
+    main_name = model_name(args.model)
+    compared = parse_compare(args.compare)
+    if main_name in compared:
+        raise InputError(f"--compare {main_name}=...: the main model has that name; rename it")
+    models = {main_name: args.model} | compared
     out = args.out or args.model.resolve().parent / "report"
-    table = evaluate_benchmark(args.benchmark, models, out, baselines=not args.no_baselines)
-    chance = 1.0 / len(site_names(args.benchmark))
-    text = format_table(table, chance)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
-    (out / "metrics.md").write_text(text + "\n", encoding="utf-8")
-    print(text)
+    assessment = assess(args.benchmark, models, out, baselines=not args.no_baselines)
+    print(assessment.markdown)
     print(f"metrics: {out / 'metrics.json'}")
+    print(f"report:  {assessment.report}")
     return 0

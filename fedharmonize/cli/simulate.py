@@ -17,6 +17,13 @@ site, which verifies and stores it (RUN/received/<site>/).
 
 Without --sites-root, a default phantom consortium (3 sites, 4 reference
 subjects each, 2 traveling test subjects, 2 mm) is generated into RUN/phantoms.
+
+Then the run is judged: the same U-Net is trained centrally on the pooled
+data with the same budget (rounds x local epochs), and every traveling
+subject (test/ beside the sites folder) is harmonized by both models and by
+the classical baselines (z-score, WhiteStripe, Nyul, N4 + Nyul, with and
+without smoothing). The result is RUN/report/report.html. With
+--compare-local, each site's local-only model joins the comparison.
 """
 
 EPILOG = """\
@@ -26,11 +33,14 @@ the run folder:
   RUN/metrics.jsonl           per-round metrics, per site and aggregated
   RUN/ledger/<site>.jsonl     every reply each site sent: keys, shapes, bytes
   RUN/received/<site>/        the model as each site stored it
+  RUN/compare/                centralized (and local-only) models, same budget
+  RUN/report/report.html      the evaluation report, with metrics.json and PNGs
 
 examples:
   fedharmonize simulate --out runs/demo
   fedharmonize simulate --sites-root phantoms/sites --rounds 10 --strategy fedprox --out runs/prox
   fedharmonize simulate --out runs/demo --resume        # continue after a crash
+  fedharmonize simulate --out runs/full --compare-local # also each site alone
 """
 
 
@@ -53,6 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cpus-per-site", type=float, default=1.0, help="CPU cores per virtual site (default 1)"
     )
+    parser.add_argument(
+        "--compare-local",
+        action="store_true",
+        help="also train each site's local-only model and compare it (as long again)",
+    )
+    parser.add_argument(
+        "--no-evaluation",
+        action="store_true",
+        help="stop after the federated model; no comparison models, no report",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -70,6 +90,40 @@ def _prepare_sites(args: argparse.Namespace) -> Path:
     return phantoms / "sites"
 
 
+def benchmark_of(sites_root: Path) -> Path | None:
+    """The benchmark folder: the parent of SITES when it has traveling subjects in test/."""
+    parent = Path(sites_root).resolve().parent
+    return parent if (parent / "test").is_dir() else None
+
+
+def evaluate_run(args: argparse.Namespace, sites_root: Path) -> None:
+    from common.configs.settings import load_settings
+    from simulations.assessment import assess
+    from simulations.comparisons import ComparisonPlan, train_comparisons
+
+    benchmark = benchmark_of(sites_root)
+    if benchmark is None:
+        print(
+            f"no test/ folder of traveling subjects beside {sites_root}: skipping the "
+            "evaluation (run 'fedharmonize evaluate' with a benchmark folder later)"
+        )
+        return
+    plan = ComparisonPlan(
+        sites_root=sites_root,
+        run_dir=args.out,
+        settings=load_settings(args.config).with_overrides("training", seed=args.seed),
+        epochs=args.rounds * args.local_epochs,
+        reference_sites=tuple(args.reference_site),
+        local_only=args.compare_local,
+        device=args.device,
+    )
+    print(f"training the comparison models ({plan.epochs} epochs each, as the federation)")
+    models = {"federated": args.out / "model"} | train_comparisons(plan)
+    assessment = assess(benchmark, models, args.out / "report")
+    print(assessment.markdown)
+    print(f"report:   {assessment.report}")
+
+
 def run(args: argparse.Namespace) -> int:
     from simulations.simulate import simulate
 
@@ -84,4 +138,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"model:    {args.out / 'model'}")
     print(f"metrics:  {args.out / 'metrics.jsonl'}")
     print(f"ledgers:  {args.out / 'ledger'}")
+    if not args.no_evaluation:
+        evaluate_run(args, sites_root)
     return 0

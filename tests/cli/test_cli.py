@@ -16,6 +16,8 @@ ROOT_COMMANDS = ["phantoms", "train-local", "apply", "site"]
         (["apply", "--help"], ["--model", "--output", "--mask", "never modified", "examples"]),
         (["train-local", "--help"], ["--sites-root", "--out", "centralized", "examples"]),
         (["site", "check", "--help"], ["SITE_DIR", "site.toml", "reference_contributor"]),
+        (["simulate", "--help"], ["--compare-local", "--no-evaluation", "report.html"]),
+        (["evaluate", "--help"], ["--compare", "haarpsi", "report.html", "lower is better"]),
     ],
 )
 def test_help_teaches(argv, must_mention, capsys):
@@ -57,6 +59,23 @@ def test_apply_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
 
     assert code == 2
     assert "model folder not found" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_comparison_named_like_the_main_model(tmp_path, capsys):
+    from common.artifact import Provenance, save_artifact
+    from common.configs.model import UNetConfig
+    from common.model import build_model
+    from tests.conftest import tiny_profile
+
+    provenance = Provenance(mode="centralized", sites=("a",), reference_sites=("a",), rounds=0)
+    model = build_model(UNetConfig(base_channels=8, depth=2), 0)
+    save_artifact(tmp_path / "model", model, tiny_profile(), provenance)
+    argv = ["evaluate", "--model", str(tmp_path / "model"), "--benchmark", str(tmp_path)]
+
+    code = main([*argv, "--compare", f"centralized={tmp_path / 'model'}"])
+
+    assert code == 2
+    assert "the main model has that name" in capsys.readouterr().err
 
 
 def test_console_script_runs_as_a_module():

@@ -36,21 +36,47 @@ def phantom_sites(tmp_path_factory) -> Path:
     return out / "sites"
 
 
-def simulate_argv(sites: Path, settings: Path, run: Path, local_epochs: int) -> list[str]:
+def simulate_argv(
+    sites: Path, settings: Path, run: Path, local_epochs: int, evaluation: bool = False
+) -> list[str]:
     """``fedharmonize simulate`` arguments for a 2-round CPU run with tiny settings."""
     return [
         "simulate",
         *("--sites-root", str(sites), "--rounds", "2", "--local-epochs", str(local_epochs)),
         *("--config", str(settings), "--out", str(run), "--device", "cpu"),
+        *(["--compare-local"] if evaluation else ["--no-evaluation"]),
     ]
 
 
 @pytest.fixture(scope="module")
 def finished_run(phantom_sites, tiny_settings, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "fed"
-    code = main(simulate_argv(phantom_sites, tiny_settings, run, local_epochs=2))
+    code = main(simulate_argv(phantom_sites, tiny_settings, run, local_epochs=2, evaluation=True))
     assert code == 0
     return run
+
+
+def test_the_run_ends_in_a_report_of_every_model_against_the_baselines(finished_run):
+    report = finished_run / "report"
+    table = json.loads((report / "metrics.json").read_text())
+    page = (report / "report.html").read_text()
+
+    assert list(table)[:5] == [
+        "raw",
+        "federated",
+        "centralized",
+        "local site-a",
+        "local site-b",
+    ]
+    assert {"Nyul", "N4 + Nyul", "N4 + Nyul + smoothing (0.5 vox)"} <= set(table)
+    # the comparisons had the federation's budget: 2 rounds x 2 local epochs
+    for name in ("centralized", "local-site-c"):
+        log = json.loads((finished_run / "compare" / name / "training.json").read_text())
+        assert len(log["epoch_losses"]) == 4
+    for section in ("summary", "montage", "histograms", "metrics", "training", "traffic"):
+        assert f'<section id="{section}">' in page
+    assert page.count("data:image/png;base64,") == 4
+    assert "No federated round log" not in page and "No site ledgers" not in page
 
 
 def test_simulation_writes_the_model_and_every_site_stores_it(finished_run):

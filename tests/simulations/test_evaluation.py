@@ -12,6 +12,7 @@ from common.model import build_model
 from common.sites import read_site
 from common.targets import load_reference_cases, site_profile
 from simulations.evaluation import evaluate_benchmark, format_table
+from simulations.metric_catalogue import METRICS
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +41,8 @@ def test_models_and_baselines_are_scored_side_by_side(
         "N4 + Nyul + smoothing (0.5 vox)",
     ]
     raw, nyul = table["raw"], table["Nyul"]
+    assert set(raw) <= set(METRICS)  # every score is explained in the report and --help
+    assert {"haarpsi", "ssim", "psnr"} <= set(raw)
     assert raw["jsd"] > nyul["jsd"] > 0  # landmark mapping aligns the histograms
     assert raw["cv_wm"] > 0.02  # the phantom sites differ
     # an untrained residual U-Net is the identity after the landmark map

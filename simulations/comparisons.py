@@ -1,0 +1,73 @@
+"""The models a federated run is judged against, trained with the same budget.
+
+- centralized: one U-Net on every site's cases pooled (what the federation
+  would reach if the images could move);
+- local-only: each site alone, with the federation's reference profile (a
+  profile is statistics, not images, so a site could have it without joining).
+
+Budget: R rounds of E local epochs in the federation become R x E epochs here,
+so every model sees its data as many times as the federated sites did.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from client.local_training import train_local
+from common.artifact import load_artifact
+from common.configs.settings import HarmonizerSettings
+from common.sites import discover_sites
+
+logger = logging.getLogger(__name__)
+
+COMPARE_DIR = "compare"
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    sites_root: Path
+    run_dir: Path
+    settings: HarmonizerSettings  # the federation's settings; epochs are set from the budget
+    epochs: int
+    reference_sites: tuple[str, ...] = ()
+    local_only: bool = False
+    device: str = "auto"
+
+
+def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
+    """Train the centralized model (and, when asked, one local-only model per site).
+
+    Returns display name -> model folder, under ``RUN/compare/``.
+    """
+    settings = plan.settings.with_overrides("training", epochs=plan.epochs)
+    sites = discover_sites(plan.sites_root)
+    cache_root = plan.run_dir / "cache"
+    models = {}
+    centralized = plan.run_dir / COMPARE_DIR / "centralized"
+    logger.info("centralized comparison: %d epochs on pooled data", plan.epochs)
+    train_local(
+        sites,
+        centralized,
+        settings,
+        reference_sites=plan.reference_sites,
+        device_name=plan.device,
+        cache_root=cache_root,
+        label="centralized",
+    )
+    models["centralized"] = centralized / "model"
+    if plan.local_only:
+        federated = load_artifact(plan.run_dir / "model").metadata
+        for site in sites:
+            folder = plan.run_dir / COMPARE_DIR / f"local-{site.name}"
+            train_local(
+                [site],
+                folder,
+                settings,
+                reference_sites=federated.provenance.reference_sites,
+                device_name=plan.device,
+                profile=federated.reference_profile,
+                cache_root=cache_root,
+                label=f"local {site.name}",
+            )
+            models[f"local {site.name}"] = folder / "model"
+    return models

@@ -1,0 +1,317 @@
+"""report.html: the evidence a consortium reads before it trusts a harmonizer.
+
+One self-contained HTML file (pictures embedded as data URIs, no scripts, no
+external links) plus the same pictures as PNGs beside it. Every figure has a
+caption written for a radiologist who has never heard of Flower: what it
+shows and which direction is better.
+"""
+
+import base64
+import html
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.artifact import load_artifact
+from common.nifti import load_volume
+from server.round_log import read_round_log
+from simulations.baselines import BASELINES
+from simulations.evaluation import best_methods
+from simulations.metric_catalogue import metric_info, ordered_keys
+from simulations.report_figures import (
+    histogram_figure,
+    montage_figure,
+    save_png,
+    traffic_figure,
+    training_figure,
+)
+
+REPORT_FILE = "report.html"
+MAX_IMAGE_ROWS = 4  # raw + up to three models in the montage and histograms
+
+SECTIONS = ("summary", "montage", "histograms", "metrics", "training", "traffic")
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report is built from; every path is read, none is written but ``out_dir``."""
+
+    benchmark: Path
+    out_dir: Path
+    table: Mapping[str, Mapping[str, float]]
+    harmonized: Mapping[str, Path]  # model name -> folder of its harmonized scans
+    model_dirs: Mapping[str, Path]  # model name -> RUN/model
+    run_dir: Path | None  # the federated run (round log, ledgers), when there is one
+    chance: float
+
+
+def read_ledgers(run_dir: Path | None) -> dict[str, list[dict]]:
+    folder = Path(run_dir) / "ledger" if run_dir else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {
+        path.stem: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        for path in sorted(folder.glob("*.jsonl"))
+    }
+
+
+def embedded(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def figure_block(path: Path | None, alt: str, caption: str) -> str:
+    if path is None:
+        return f'<p class="missing">{html.escape(caption)}</p>'
+    return f"<figure>{embedded(path, alt)}<figcaption>{caption}</figcaption></figure>"
+
+
+def first_subject(benchmark: Path) -> Path:
+    return sorted(p for p in (benchmark / "test").iterdir() if p.is_dir())[0]
+
+
+def subject_images(inputs: ReportInputs, sites: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Raw and harmonized scans of the first traveling subject, per method then per site."""
+    subject = first_subject(inputs.benchmark)
+    images = {"raw": {s: load_volume(subject / f"{s}_T1w.nii.gz").data for s in sites}}
+    for name, folder in list(inputs.harmonized.items())[: MAX_IMAGE_ROWS - 1]:
+        scans = folder / subject.name
+        images[name] = {s: load_volume(scans / f"{s}_T1w.nii.gz").data for s in sites}
+    return images
+
+
+def montage_section(
+    inputs: ReportInputs, sites: Sequence[str], images: Mapping[str, Mapping[str, np.ndarray]]
+) -> str:
+    subject = first_subject(inputs.benchmark)
+    brain = load_volume(subject / "brain_mask.nii.gz").data > 0.5
+    truth = load_volume(subject / "groundtruth_T1w.nii.gz").data
+    rows = [
+        ("raw scan" if name == "raw" else f"harmonized:\n{name}", [*per_site.values(), truth])
+        for name, per_site in images.items()
+    ]
+    figure = montage_figure(rows, [*sites, "ground truth"], brain)
+    path = save_png(figure, inputs.out_dir / "montage.png")
+    caption = (
+        f"The same person ({html.escape(subject.name)}) scanned at every hospital. Top row: the "
+        "scans as acquired; each lower row: the same scans after harmonization. The last "
+        "column is the true anatomy in the reference contrast. <b>Better:</b> a harmonized "
+        "row whose panels look alike and look like the ground truth, with the same edges and "
+        "no new structures. Each panel is windowed on its own brain, so brightness differences "
+        "are hidden and contrast, shading, blur and noise are what you compare."
+    )
+    return figure_block(path, "montage of one subject at every site", caption)
+
+
+def histogram_section(inputs: ReportInputs, images: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+    subject = first_subject(inputs.benchmark)
+    brain = load_volume(subject / "brain_mask.nii.gz").data > 0.5
+    panels = [
+        ("before (raw scans)" if name == "raw" else f"after: {name}", per_site)
+        for name, per_site in images.items()
+    ]
+    path = save_png(histogram_figure(panels, brain), inputs.out_dir / "histograms.png")
+    caption = (
+        "Brain intensity histograms of the same person, one line per hospital. The peaks are "
+        "CSF (left), grey matter and white matter (right). <b>Better:</b> the lines of the "
+        "hospitals lie on top of each other after harmonization."
+    )
+    return figure_block(path, "intensity histograms per site", caption)
+
+
+def cell(value: float, is_best: bool) -> str:
+    text = f"{value:.4f}"
+    return f'<td class="best">{text} &#9733;</td>' if is_best else f"<td>{text}</td>"
+
+
+def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> str:
+    """Metrics as rows, methods as columns, the best value per row starred."""
+    methods = list(table)
+    keys = ordered_keys(list(next(iter(table.values()))))
+    best = best_methods(table, chance)
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    lines = [f"<table><tr><th>metric</th><th>better</th>{head}</tr>"]
+    headline_done = False
+    for key in keys:
+        info = metric_info(key)
+        if not info.headline and not headline_done:
+            headline_done = True
+            lines.append(
+                f'<tr><td colspan="{len(methods) + 2}" class="group">Familiar image-quality '
+                "scores, shown for comparison only: they reward smooth images and can miss "
+                "changed anatomy</td></tr>"
+            )
+        better = {"lower": "lower", "higher": "higher", "chance": f"near {chance:.2f}"}
+        cells = "".join(cell(table[m][key], best[key] == m) for m in methods)
+        lines.append(
+            f'<tr><td title="{html.escape(info.meaning)}">{html.escape(info.label)}</td>'
+            f"<td>{better[info.direction]}</td>{cells}</tr>"
+        )
+    lines.append("</table>")
+    legend = "".join(
+        f"<li><b>{html.escape(metric_info(k).label)}</b>: {html.escape(metric_info(k).meaning)}"
+        f" ({metric_info(k).direction} is better)</li>"
+        for k in keys
+    )
+    shifted = [m for m in ("z-score", "WhiteStripe") if m in table]
+    footnote = (
+        f"<p class='legend'>{html.escape(' and '.join(shifted))} move the zero of the intensity "
+        "scale on purpose (tissue is centred on 0), and a fit of one brightness scale cannot "
+        "undo that, so their rows against the ground truth are not comparable. Their "
+        "hospital-effect rows equal the raw scans' because they only rescale each scan, "
+        "which these scale-free measures ignore.</p>"
+        if shifted
+        else ""
+    )
+    return "\n".join(lines) + f"<ul class='legend'>{legend}</ul>" + footnote
+
+
+def summary_section(inputs: ReportInputs) -> str:
+    """Provenance of the main model and a plain verdict against the best classical pipeline."""
+    table = inputs.table
+    models = [m for m in table if m in inputs.model_dirs]
+    classical = [m for m in table if m in BASELINES]
+    lines = []
+    if models:
+        main = models[0]
+        provenance = load_artifact(inputs.model_dirs[main]).metadata.provenance
+        lines.append(
+            f"<p>Main model: <b>{html.escape(main)}</b>, trained in {provenance.mode} mode over "
+            f"{len(provenance.sites)} site(s) ({html.escape(', '.join(provenance.sites))}); "
+            f"reference contrast from {html.escape(', '.join(provenance.reference_sites))}; "
+            f"{provenance.rounds} round(s); created {html.escape(provenance.created)}.</p>"
+        )
+        if classical:
+            lines.append(verdict(table, main, classical))
+    subjects = sorted(p.name for p in (inputs.benchmark / "test").iterdir() if p.is_dir())
+    lines.append(
+        f"<p>Benchmark: {len(subjects)} traveling subject(s) scanned at every site; "
+        f"metrics are averaged over them. Chance for the site classifier: {inputs.chance:.2f}.</p>"
+    )
+    return "\n".join(lines)
+
+
+def verdict(table: Mapping[str, Mapping[str, float]], main: str, classical: Sequence[str]) -> str:
+    """One sentence per headline question: is the site effect gone, is the anatomy kept."""
+    checks = [("cv_wm", "white-matter cross-site CV"), ("nmae", "error against ground truth")]
+    checks += [("gradient_corr", "edge agreement with ground truth")]
+    items = []
+    for key, label in checks:
+        direction = metric_info(key).direction
+        pick = max if direction == "higher" else min
+        rival = pick(classical, key=lambda m: table[m][key])
+        ours, theirs = table[main][key], table[rival][key]
+        wins = ours > theirs if direction == "higher" else ours < theirs
+        word = "beats" if wins else "does not beat"
+        items.append(
+            f"<li>{html.escape(label)}: {html.escape(main)} {word} the best classical method "
+            f"({html.escape(rival)}): {ours:.4f} against {theirs:.4f}.</li>"
+        )
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def training_section(inputs: ReportInputs) -> str:
+    figure = training_figure(read_round_log(inputs.run_dir)) if inputs.run_dir else None
+    path = save_png(figure, inputs.out_dir / "training.png") if figure else None
+    caption = (
+        "How the federated training went. Left: the loss each hospital reached on its own "
+        "data in each round (black: all hospitals together). Right: the loss on slices each "
+        "hospital kept aside. <b>Better:</b> curves going down and ending close together; a "
+        "hospital far above the others is learning something the rest cannot teach it."
+    )
+    if path is None:
+        caption = "No federated round log was found beside the model, so there are no curves."
+    return figure_block(path, "training curves per round and site", caption)
+
+
+def traffic_section(inputs: ReportInputs) -> str:
+    ledgers = read_ledgers(inputs.run_dir)
+    figure = traffic_figure(ledgers)
+    path = save_png(figure, inputs.out_dir / "traffic.png") if figure else None
+    if path is None:
+        return figure_block(None, "", "No site ledgers were found beside the model.")
+    caption = (
+        "What left each hospital, per round, as written by the hospital's own ledger before "
+        "anything was sent. Round 0 carries intensity statistics (a reference profile: "
+        "percentiles, no images); every later round carries model weights and a few numbers. "
+        "<b>Expected:</b> the same size for every hospital in every training round."
+    )
+    rows = []
+    for site, entries in ledgers.items():
+        kinds = sorted({k for e in entries for k in e.get("records", {})})
+        total = sum(int(e["bytes"]) for e in entries)
+        rows.append(
+            f"<tr><td>{html.escape(site)}</td><td>{len(entries)}</td>"
+            f"<td>{total / 1024**2:.2f}</td><td>{html.escape(', '.join(kinds))}</td></tr>"
+        )
+    table = (
+        "<table><tr><th>site</th><th>messages sent</th><th>MiB in all</th>"
+        "<th>kinds of content</th></tr>" + "".join(rows) + "</table>"
+    )
+    return figure_block(path, "bytes sent per round and site", caption) + table
+
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+figure { margin: 1em 0; } img { max-width: 100%; }
+figcaption { font-size: 0.95em; color: #333; max-width: 900px; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+td, th { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+td.best { font-weight: bold; background: #e6f4e6; }
+td.group { text-align: left; font-style: italic; background: #f4f4f4; }
+.missing { font-style: italic; color: #666; } .legend { font-size: 0.9em; }
+"""
+
+
+def build_report(inputs: ReportInputs) -> Path:
+    """Write every figure and ``report.html`` into ``inputs.out_dir``; return the HTML path."""
+    out = Path(inputs.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    from simulations.evaluation import site_names
+
+    sites = site_names(inputs.benchmark)
+    images = subject_images(inputs, sites)
+    body = {
+        "summary": ("Summary", summary_section(inputs)),
+        "montage": ("One person at every hospital", montage_section(inputs, sites, images)),
+        "histograms": ("Intensity histograms before and after", histogram_section(inputs, images)),
+        "metrics": (
+            "Every method side by side",
+            "<p>Each row is one question; the best method per row is starred. Headline rows "
+            "ask whether the hospital effect is gone (top) and whether the anatomy is kept "
+            "(error, edges).</p>" + metrics_table(inputs.table, inputs.chance),
+        ),
+        "training": ("Training, round by round", training_section(inputs)),
+        "traffic": ("What each hospital sent", traffic_section(inputs)),
+    }
+    sections = "\n".join(
+        f'<section id="{key}"><h2>{title}</h2>\n{content}</section>'
+        for key, (title, content) in body.items()
+    )
+    document = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>fedharmonize report</title><style>{STYLE}</style></head><body>"
+        "<h1>fedharmonize: harmonization report</h1>\n"
+        f"{sections}\n</body></html>\n"
+    )
+    return write_text_atomically(out / REPORT_FILE, document)
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is meant to be shared
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path

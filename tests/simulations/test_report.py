@@ -1,0 +1,141 @@
+"""The HTML report: every section from a tiny run, honest fallbacks, stars on the best."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.artifact import Provenance, save_artifact
+from common.configs.model import UNetConfig
+from common.configs.profile import ProfileConfig
+from common.model import build_model
+from common.sites import read_site
+from common.targets import load_reference_cases, site_profile
+from simulations.assessment import assess
+from simulations.report import SECTIONS, metrics_table, verdict
+from simulations.report_figures import sent_per_round
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_model(folder: Path, benchmark: Path, reference_site: str) -> Path:
+    """An untrained tiny harmonizer with the reference site's profile, saved like a run's."""
+    config = ProfileConfig(bias_correction="none", min_cases=1)
+    reference = read_site(benchmark / "sites" / reference_site)
+    profile = site_profile(load_reference_cases(reference.reference_files, config), config, "T1w")
+    provenance = Provenance(
+        mode="federated",
+        sites=("site-a", "site-b", "site-c"),
+        reference_sites=("site-a",),
+        rounds=2,
+    )
+    model = build_model(UNetConfig(base_channels=8, depth=2), 0)
+    save_artifact(folder / "model", model, profile, provenance)
+    return folder / "model"
+
+
+def write_round_log_and_ledgers(run: Path) -> None:
+    sites = ["site-a", "site-b", "site-c"]
+    lines = []
+    for round_number in (1, 2):
+        per_site = {s: {"train-loss": 0.1 / round_number, "num-examples": 10.0} for s in sites}
+        lines.append(
+            {
+                "round": round_number,
+                "phase": "train",
+                "sites": per_site,
+                "aggregate": {"train-loss": 0.1 / round_number},
+            }
+        )
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    (run / "ledger").mkdir()
+    for site in sites:
+        entries = [
+            {
+                "round": r,
+                "bytes": 1000 * (r + 1),
+                "message_type": "train",
+                "records": {"arrays": {}, "metrics": {}},
+            }
+            for r in (0, 1, 2)
+        ]
+        (run / "ledger" / f"{site}.jsonl").write_text("\n".join(map(json.dumps, entries)))
+
+
+@pytest.mark.slow
+def test_report_of_a_tiny_run_has_every_section_and_its_figures(
+    phantom_folder: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    benchmark, manifest = phantom_folder
+    run = tmp_path / "run"
+    model = write_model(run, benchmark, manifest["reference_site"])
+    write_round_log_and_ledgers(run)
+
+    result = assess(benchmark, {"federated": model}, run / "report", baselines=False)
+
+    page = result.report.read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert page.count("data:image/png;base64,") == 4
+    for name in ("montage", "histograms", "training", "traffic"):
+        assert (run / "report" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
+    assert "federated mode over 3 site(s)" in page
+    assert page.count("&#9733;") == len(result.table["raw"])  # one star per metric row
+    assert "<script" not in page and "http" not in page  # self-contained, nothing fetched
+    assert json.loads((run / "report" / "metrics.json").read_text()) == result.table
+
+
+@pytest.mark.slow
+def test_report_without_a_run_folder_says_what_is_missing(
+    phantom_folder: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    benchmark, manifest = phantom_folder
+    model = write_model(tmp_path / "loose", benchmark, manifest["reference_site"])
+
+    result = assess(benchmark, {"federated": model}, tmp_path / "out", baselines=False)
+
+    page = result.report.read_text()
+    assert "No federated round log" in page and "No site ledgers" in page
+    assert page.count("data:image/png;base64,") == 2
+    assert not (tmp_path / "out" / "training.png").exists()
+
+
+def test_metrics_table_stars_lowest_highest_and_nearest_chance() -> None:
+    table = {
+        "raw": {"cv_wm": 0.10, "gradient_corr": 0.90, "site_acc": 1.00},
+        "model": {"cv_wm": 0.05, "gradient_corr": 0.80, "site_acc": 0.40},
+    }
+
+    rows = metrics_table(table, chance=1 / 3).split("</tr>")
+
+    cv_row = next(r for r in rows if "WM mean" in r)
+    gradient_row = next(r for r in rows if "edge agreement" in r)
+    site_row = next(r for r in rows if "site classifier" in r)
+    assert '<td class="best">0.0500 &#9733;</td>' in cv_row
+    assert '<td class="best">0.9000 &#9733;</td>' in gradient_row
+    assert '<td class="best">0.4000 &#9733;</td>' in site_row
+
+
+def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
+    table = {
+        "federated": {"cv_wm": 0.03, "nmae": 0.12, "gradient_corr": 0.88},
+        "Nyul": {"cv_wm": 0.05, "nmae": 0.13, "gradient_corr": 0.84},
+        "N4 + Nyul": {"cv_wm": 0.04, "nmae": 0.10, "gradient_corr": 0.89},
+    }
+
+    text = verdict(table, "federated", ["Nyul", "N4 + Nyul"])
+
+    assert "cross-site CV: federated beats the best classical method (N4 + Nyul)" in text
+    assert "ground truth: federated does not beat the best classical method (N4 + Nyul)" in text
+    assert "0.1200 against 0.1000" in text
+
+
+def test_bytes_are_summed_per_round_over_messages() -> None:
+    entries = [
+        {"round": 0, "bytes": 10},
+        {"round": 1, "bytes": 100},
+        {"round": 1, "bytes": 5},
+    ]
+
+    assert sent_per_round(entries) == {0: 10, 1: 105}
