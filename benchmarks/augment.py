@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from common.augment import Augmenter, intensity, kspace, sample_alterations
+from common.augment import Augmenter, apply_alterations, intensity, kspace, sample_alterations
 from common.configs.augmentation import AugmentationConfig
 
 
@@ -45,18 +45,14 @@ def stage_breakdown(images: torch.Tensor, repeats: int, generator: torch.Generat
     samples = [sample_alterations(config, batch, (height, width), generator) for _ in range(8)]
     stages = {
         "sampling": lambda p: sample_alterations(config, batch, (height, width), generator),
-        "contrast curve and gain": lambda p: intensity.apply_intensity_curve(
-            images, p.curve_window, p.curve_slopes, p.gain
-        ),
-        "k-space filter (built)": lambda p: kspace.kspace_filter(
-            p.kspace_params(), height, width, images.device
-        ),
+        "contrast curve": lambda p: intensity.curve_shape(images, p.curve_window, p.curve_slopes),
         "acquisition (FFTs, filter, PF, spikes, noise, magnitude)": lambda p: (
-            kspace.simulate_acquisition(images, p.kspace_params())
+            kspace.simulate_acquisition(images, p.kspace_params(p.curve_slopes[:, 0]))
         ),
-        "shading and offset (on a copy)": lambda p: intensity.apply_bias_offset_(
-            images.clone(), p.bias_coefficients, p.offset
+        "shading, gain and offset": lambda p: intensity.shade(
+            images, p.bias_coefficients, p.curve_slopes[:, 0] * p.gain, p.offset
         ),
+        "whole augmentation (sampled above)": lambda p: apply_alterations(images, p),
     }
     times: dict[str, list[float]] = {name: [] for name in stages}
     for repeat in range(repeats):

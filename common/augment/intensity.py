@@ -10,6 +10,9 @@ Tensors: images are float32 ``(B, H, W)`` in profile units; parameters are
 float32 CPU tensors with a leading batch dimension.
 """
 
+import functools
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -55,23 +58,37 @@ def sample_intensity_curve(
     return window, torch.where(on[:, None], slopes, 1.0)
 
 
-def apply_intensity_curve(images: Tensor, window: Tensor, slopes: Tensor, gain: Tensor) -> Tensor:
-    """``gain * f(images)`` as a new tensor ``(B, H, W)``; see :func:`sample_intensity_curve`.
+def curve_shape(images: Tensor, window: Tensor, slopes: Tensor) -> Tensor:
+    """``f(images) / s_out`` as a new tensor ``(B, H, W)``; see :func:`sample_intensity_curve`.
 
-    f(x) = s_out x + (s_in - s_out) w clamp((x - t1) / w, 0, 1) with w = t2 - t1,
-    which is exactly 0 at 0; clamping to constant bounds is much faster than
-    to per-row ones. The gain is folded in because it only scales the slopes.
-    Rows with slopes 1 and gain 1 come back bitwise unchanged.
+    f(x) = s_out (x + r clamp((x - t1) / w, 0, 1)) with w = t2 - t1 and
+    r = (s_in - s_out) w / s_out, which is exactly 0 at 0. The outer slope
+    s_out is a plain scale, so callers fold it into a later one (the pipeline
+    into its final gain). Three passes; clamping to constant bounds is much
+    faster than to per-row ones. Rows with s_in = s_out come back bitwise
+    unchanged.
     """
-    device = images.device
-    out = images * (slopes[:, 0] * gain).to(device)[:, None, None]
-    if bool((slopes[:, 1] != slopes[:, 0]).any()):
-        width = (window[:, 1] - window[:, 0]).clamp(min=1e-3)
-        inside = images.mul((1 / width).to(device)[:, None, None])
-        inside.sub_((window[:, 0] / width).to(device)[:, None, None]).clamp_(0.0, 1.0)
-        change = (slopes[:, 1] - slopes[:, 0]) * gain * width
-        out.addcmul_(inside, change.to(device)[:, None, None])
-    return out
+    window_np, slopes_np = window.cpu().numpy(), slopes.cpu().numpy()
+    width = np.maximum(window_np[:, 1] - window_np[:, 0], np.float32(1e-3))
+    rate = 1 / width
+    rise = (slopes_np[:, 1] - slopes_np[:, 0]) * width / slopes_np[:, 0]
+    scalars = torch.from_numpy(np.stack([window_np[:, 0] * rate, rate, rise]))
+    shift, rate_t, rise_t = scalars.to(images.device)[:, :, None, None]
+    # mul + sub_ beats one addcmul whose first operand is broadcast
+    inside = torch.mul(images, rate_t).sub_(shift).clamp_(0.0, 1.0)
+    return torch.addcmul(images, inside, rise_t, out=inside)
+
+
+def apply_intensity_curve(images: Tensor, window: Tensor, slopes: Tensor, gain: Tensor) -> Tensor:
+    """``gain * f(images)`` as a new tensor ``(B, H, W)``; see :func:`curve_shape`.
+
+    The gain is folded in because it only scales the slopes. Rows with
+    slopes 1 and gain 1 come back bitwise unchanged.
+    """
+    scale = (slopes[:, 0] * gain).to(images.device)[:, None, None]
+    if not bool((slopes[:, 1] != slopes[:, 0]).any()):
+        return images * scale
+    return curve_shape(images, window, slopes).mul_(scale)
 
 
 def sample_bias_field(strength: float, on: Tensor, generator: torch.Generator) -> Tensor:
@@ -98,22 +115,33 @@ def sample_bias_field(strength: float, on: Tensor, generator: torch.Generator) -
     return torch.where(on[:, None, None], coefficients, torch.zeros_like(coefficients))
 
 
+@functools.lru_cache(maxsize=16)
 def _legendre(size: int, device: torch.device) -> Tensor:
-    """P_0..P_3 at pixel centres mapped onto (-1, 1): shape ``(size, 4)``."""
+    """P_0..P_3 at pixel centres mapped onto (-1, 1): shape ``(size, 4)``; cached."""
     t = (2.0 * torch.arange(size, device=device, dtype=torch.float32) + 1.0) / size - 1.0
     return torch.stack([torch.ones_like(t), t, (3 * t**2 - 1) / 2, (5 * t**3 - 3 * t) / 2], dim=1)
 
 
-def bias_field(coefficients: Tensor, height: int, width: int, device: torch.device) -> Tensor:
+def bias_field(
+    coefficients: Tensor,
+    height: int,
+    width: int,
+    device: torch.device,
+    scale: Tensor | None = None,
+) -> Tensor:
     """The multiplicative field ``(B, H, W)``, within [1 - sum |c|, 1 + sum |c|].
 
     Built as one batched product of two small matrices (the field has rank <= 4),
-    so it costs a single pass; a zero row gives a field of exactly 1.
+    so it costs a single pass; a zero row gives a field of exactly 1. A
+    per-row ``scale`` ``(B,)`` multiplies the field at no extra cost (a zero
+    row then gives exactly the scale).
     """
     rows, cols = _legendre(height, device), _legendre(width, device)
-    full = coefficients.to(device).clone()
+    full = coefficients.clone()
     full[:, 0, 0] += 1.0
-    return torch.matmul(torch.matmul(rows, full), cols.T)
+    if scale is not None:
+        full *= scale[:, None, None]
+    return torch.matmul(torch.matmul(rows, full.to(device)), cols.T)
 
 
 def sample_gain_offset(
@@ -130,6 +158,25 @@ def sample_gain_offset(
     gain = torch.exp(uniform(generator, (batch,), -GAIN_MAX_LOG, GAIN_MAX_LOG) * strength)
     offset = uniform(generator, (batch,), 0.0, OFFSET_MAX) * strength
     return torch.where(on, gain, torch.ones_like(gain)), torch.where(on, offset, 0.0)
+
+
+def shade(images: Tensor, coefficients: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
+    """``scale * images * bias_field + offset`` as a new tensor ``(B, H, W)``.
+
+    The last step of the pipeline, with the gain (and the curve's outer
+    slope) in ``scale`` ``(B,)``: the field and the scale are one small
+    product, the rest is a single ``addcmul`` pass that also writes the output.
+    See :func:`apply_bias_offset_` for why shading acts on the magnitude image.
+    Rows with zero coefficients and offset and scale 1 come back bitwise
+    unchanged.
+    """
+    height, width = images.shape[-2:]
+    scalars = torch.stack([scale, offset]).to(images.device)[:, :, None, None]
+    if bool(coefficients.any()):
+        factor = bias_field(coefficients, height, width, images.device, scale)
+    else:
+        factor = scalars[0]
+    return torch.addcmul(scalars[1], images, factor)
 
 
 def apply_bias_offset_(images: Tensor, coefficients: Tensor, offset: Tensor) -> Tensor:

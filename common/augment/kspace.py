@@ -16,15 +16,16 @@ each axis is 1.
 """
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Self
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from common.augment.intensity import uniform
 from common.augment.noise import SPIKES_MAX, add_spikes_, noise_fields
-from common.fft import irfft2, rfft2, rfft2_frequencies, signed_index
+from common.fft import irfft2, rfft2, rfft2_frequencies
 
 BAND_MAX_LOG = 0.5  # band gains within exp(+-0.5) at strength 1
 CENTRE_MAX_LOG = 0.4  # centre amplitude within exp(+-0.4) at strength 1
@@ -139,11 +140,14 @@ def sample_partial_fourier(
 
 @dataclass(frozen=True)
 class _Grid:
-    basis: Tensor  # (4, H * (W // 2 + 1)): low, mid, high band, and low band x centre
-    rows: Tensor  # (H,) normalised frequency of each half-spectrum row
-    cols: Tensor  # (W // 2 + 1,) normalised frequency of each column
-    row_index: Tensor  # (H,) signed integer frequency
-    col_index: Tensor  # (W // 2 + 1,) signed integer frequency
+    """Frequency grids of the half-spectrum layout of one shape."""
+
+    basis: Tensor  # (4, H * (W//2+1)) on the device: low, mid, high band, low band x centre
+    pair_basis: Tensor  # (4, H * 2 * (W//2+1)): the same with each value twice
+    rows: np.ndarray  # (H,) float32 normalised frequency of each half-spectrum row
+    cols: np.ndarray  # (W//2+1,) float32 normalised frequency of each column
+    row_index: np.ndarray  # (H,) int64 signed integer frequency
+    col_index: np.ndarray  # (W//2+1,) int64 signed integer frequency
 
 
 @functools.lru_cache(maxsize=8)
@@ -156,7 +160,7 @@ def _grid(height: int, width: int, device: torch.device) -> _Grid:
     lines) is stored multiplied by the low band so that a centre scale C
     enters linearly: G_low * low * (1 + (C - 1) * centre).
     """
-    row_index, col_index = rfft2_frequencies(height, width, device)
+    row_index, col_index = rfft2_frequencies(height, width)
     rows, cols = (row_index / (height / 2)).float(), (col_index / (width / 2)).float()
     radius = torch.hypot(rows[:, None], cols[None, :])
     inner, outer = torch.pi * radius, torch.pi * (radius - 0.5)
@@ -166,56 +170,76 @@ def _grid(height: int, width: int, device: torch.device) -> _Grid:
     high = torch.where(radius < 0.5, 0.0, torch.where(radius < 1.0, torch.sin(outer) ** 2, 1.0))
     lines2 = (row_index[:, None] ** 2 + col_index[None, :] ** 2).float()
     centre = low * torch.exp(-lines2 / CENTRE_WIDTH_BINS**2)
-    basis = torch.stack([low, mid, high, centre]).reshape(4, -1)
-    return _Grid(basis, rows, cols, row_index, col_index)
+    basis = torch.stack([low, mid, high, centre]).reshape(4, -1).to(device)
+    pairs = basis.repeat_interleave(2, dim=1)
+    return _Grid(basis, pairs, rows.numpy(), cols.numpy(), row_index.numpy(), col_index.numpy())
+
+
+def _numpy(params: KspaceParams) -> dict[str, np.ndarray]:
+    """The parameters as numpy arrays (small per-row arithmetic is far cheaper there)."""
+    return {f.name: getattr(params, f.name).cpu().numpy() for f in fields(KspaceParams)}
 
 
 def _partial_fourier_axis(
-    fraction: Tensor, side: Tensor, index: Tensor, size: int
-) -> tuple[Tensor, Tensor]:
+    fraction: np.ndarray, side: np.ndarray, index: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Even part ``(n, len)`` of the acquisition mask along one axis, and odd / even.
 
     A line k is acquired when side * k >= -round((fraction - 0.5) * size). The
     even part is 1 where k and -k are both acquired and 1/2 where only one is;
     the odd part is +-1/2 there, so odd / even is 0 or +-1.
     """
-    extra = torch.round((fraction - 0.5) * size).long()[:, None]
-    here = (side[:, None] * index[None, :] >= -extra).float()
-    mirror = (side[:, None] * signed_index(-index, size)[None, :] >= -extra).float()
+    extra = np.round((fraction - np.float32(0.5)) * np.float32(size)).astype(np.int64)[:, None]
+    mirror_index = np.remainder(-index + size // 2, size) - size // 2
+    here = (side[:, None] * index[None, :] >= -extra).astype(np.float32)
+    mirror = (side[:, None] * mirror_index[None, :] >= -extra).astype(np.float32)
     even = (here + mirror) / 2
-    return even, (here - mirror) / 2 / even.clamp(min=0.5)
+    return even, (here - mirror) / 2 / np.maximum(even, np.float32(0.5))
 
 
-def _axis_factors(
-    params: KspaceParams, grid: _Grid, shape: tuple[int, int], device: torch.device
-) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-    """Separable filter factors for rows ``(n, H)`` and columns ``(n, W//2+1)`` (None = 1).
+@dataclass(frozen=True)
+class _Factors:
+    """Everything a filter needs, as small per-row arrays (None = 1 everywhere)."""
 
-    They hold the Gaussian apodization, the truncation and the even part of
-    the partial-Fourier mask. Also returns the partial-Fourier odd / even ratio
-    ``(m, H, W//2+1)`` for the ``m`` rows that use it (None if none do).
+    radial: np.ndarray | None  # (n, 4) weights of the cached basis
+    rows: np.ndarray | None  # (n, H) separable factor along ky
+    cols: np.ndarray | None  # (n, W//2+1) separable factor along kx
+    odd_rows: np.ndarray  # (m, H) partial-Fourier odd / even along ky, for the m PF rows
+    odd_cols: np.ndarray  # (m, W//2+1) the same along kx
+    partial: np.ndarray  # (m,) int64 rows with partial Fourier
+
+
+def _factors(p: dict[str, np.ndarray], grid: _Grid, shape: tuple[int, int]) -> _Factors:
+    """Radial weights and separable factors of every row, in numpy.
+
+    The separable factors hold the Gaussian apodization, the truncation and
+    the even part of the partial-Fourier mask; the odd / even ratios of the
+    partial-Fourier rows turn their filtered spectrum into the odd part of
+    the acquisition.
     """
-    partial = params.partial_fourier_fraction < 1
-    factors, ratios = [], []
-    for axis, (frequency, index) in enumerate(
-        ((grid.rows, grid.row_index), (grid.cols, grid.col_index))
-    ):
-        log_edge = params.apodization_log_edge[:, axis]
-        keep = params.truncation_keep[:, axis]
-        used = (log_edge != 0) | (keep < 1) | (partial & (params.partial_fourier_axis == axis))
-        factor = torch.exp(log_edge.to(device)[:, None] * frequency**2)
-        factor = factor * (frequency.abs()[None, :] <= keep.to(device)[:, None])
-        if partial.any():
-            fraction = params.partial_fourier_fraction.to(device)
-            even, ratio = _partial_fourier_axis(
-                fraction, params.partial_fourier_side.to(device), index, shape[axis]
-            )
-            here = (params.partial_fourier_axis == axis).to(device)[:, None]
-            factor = factor * torch.where(here, even, 1.0)
-            ratios.append(torch.where(here, ratio, 1.0)[partial.to(device)])
-        factors.append(factor if used.any() else None)
-    ratio = ratios[0][:, :, None] * ratios[1][:, None, :] if ratios else None
-    return factors[0], factors[1], ratio
+    radial = None
+    if (p["band_log_gains"] != 0).any() or (p["centre_log_scale"] != 0).any():
+        gains = np.exp(p["band_log_gains"])
+        centre = gains[:, :1] * np.expm1(p["centre_log_scale"])[:, None]
+        radial = np.concatenate([gains, centre], axis=1)
+    fraction, axis, side = (p[f"partial_fourier_{k}"] for k in ("fraction", "axis", "side"))
+    partial = np.flatnonzero(fraction < 1)
+    factors, odd = [], []
+    frequencies = ((grid.rows, grid.row_index), (grid.cols, grid.col_index))
+    for dim, (frequency, index) in enumerate(frequencies):
+        log_edge, keep = p["apodization_log_edge"][:, dim], p["truncation_keep"][:, dim]
+        here = axis[partial] == dim
+        if not ((log_edge != 0).any() or (keep < 1).any() or here.any()):
+            factors.append(None)
+            odd.append(np.ones((partial.size, index.size), np.float32))
+            continue
+        factor = np.exp(log_edge[:, None] * frequency**2)
+        factor *= np.abs(frequency)[None, :] <= keep[:, None]
+        even, ratio = _partial_fourier_axis(fraction[partial], side[partial], index, shape[dim])
+        factor[partial] *= np.where(here[:, None], even, np.float32(1))
+        factors.append(factor)
+        odd.append(np.where(here[:, None], ratio, np.float32(1)))
+    return _Factors(radial, factors[0], factors[1], odd[0], odd[1], partial)
 
 
 def kspace_filter(
@@ -231,72 +255,114 @@ def kspace_filter(
     ``irfft2(-1j * filtered * ratio)``.
     """
     grid, n = _grid(height, width, device), params.band_log_gains.shape[0]
-    rows, cols, ratio = _axis_factors(params, grid, (height, width), device)
-    radial = (params.band_log_gains != 0).any(dim=1) | (params.centre_log_scale != 0)
-    filt = None
-    if radial.any():
-        gains = params.band_log_gains.exp()
-        centre = gains[:, :1] * torch.expm1(params.centre_log_scale)[:, None]
-        filt = (torch.cat([gains, centre], dim=1).to(device) @ grid.basis).view(n, height, -1)
-    separable = [f for f in (rows, cols) if f is not None]
-    if filt is None and not separable:
-        return None, ratio
-    if filt is None:
-        filt = torch.ones((n, height, width // 2 + 1), device=device)
-    if rows is not None:
-        filt.mul_(rows[:, :, None])
-    if cols is not None:
-        filt.mul_(cols[:, None, :])
-    return filt, ratio
+    f = _factors(_numpy(params), grid, (height, width))
+    ratio = None
+    if f.partial.size:
+        ratio = torch.from_numpy(f.odd_rows[:, :, None] * f.odd_cols[:, None, :]).to(device)
+    return _filter(f, grid, n, device), ratio
+
+
+def _filter(
+    f: _Factors, grid: _Grid, n: int, device: torch.device, pairs: bool = False
+) -> Tensor | None:
+    """The filter ``(n, H, W//2+1)`` of :func:`kspace_filter`, or None if it is 1.
+
+    With ``pairs``, every value is repeated twice along the last dimension,
+    ``(n, H, 2 * (W//2+1))``, to match ``view_as_real`` of a spectrum: a real
+    filter then scales a complex spectrum as one plain real multiplication
+    (on CPU, complex x real first converts the filter to complex, and
+    complex multiplication is slow).
+    """
+    if f.radial is None and f.rows is None and f.cols is None:
+        return None
+    height, half = grid.rows.size, grid.cols.size * (2 if pairs else 1)
+    if f.radial is None:
+        filt = torch.ones((n, height, half), device=device)
+    else:
+        basis = grid.pair_basis if pairs else grid.basis
+        filt = (torch.from_numpy(f.radial).to(device) @ basis).view(n, height, half)
+    if f.rows is not None:
+        filt.mul_(torch.from_numpy(f.rows).to(device)[:, :, None])
+    if f.cols is not None:
+        cols = np.repeat(f.cols, 2, axis=1) if pairs else f.cols
+        filt.mul_(torch.from_numpy(cols).to(device)[:, None, :])
+    return filt
+
+
+def _filtered(images: Tensor, f: _Factors, grid: _Grid, extra: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Real images ``(n, H, W)`` after the filter, and imaginary images ``(k, H, W)`` of ``extra``.
+
+    The imaginary images of the partial-Fourier rows among the ``k`` rows
+    ``extra`` come from the odd part of their filtered spectra; the other
+    extra rows (spikes only) get exact zeros.
+    """
+    (n, height, width), device = images.shape, images.device
+    spectrum = rfft2(images)
+    filt = _filter(f, grid, n, device, pairs=True)
+    if filt is not None:
+        torch.view_as_real(spectrum).view(filt.shape).mul_(filt)
+    real = irfft2(spectrum, width)
+    if not f.partial.size:
+        return real, real.new_zeros((extra.size, height, width))
+    ratio = (-1j * f.odd_rows[:, :, None] * f.odd_cols[:, None, :]).astype(np.complex64)
+    partial = torch.from_numpy(f.partial).to(device)
+    odd = irfft2(spectrum.index_select(0, partial).mul_(torch.from_numpy(ratio).to(device)), width)
+    if extra.size == f.partial.size:
+        return real, odd
+    imag = real.new_zeros((extra.size, height, width))
+    slots = torch.from_numpy(np.searchsorted(extra, f.partial)).to(device)
+    return real, imag.index_copy_(0, slots, odd)
 
 
 def simulate_acquisition(images: Tensor, params: KspaceParams) -> Tensor:
     """Magnitude image ``(n, H, W)`` of real ``images`` ``(n, H, W)`` after all k-space effects.
 
-    One ``rfft2``, one multiplication by the combined filter and one ``irfft2``
-    give the real image ``a``; partial-Fourier rows get their imaginary image
-    ``b`` from a second ``irfft2``, and spikes add to both. With complex noise
-    sigma * (n_r + i n_i), rows without ``b`` take ``sigma^2 n_i^2`` from a
-    precomputed stream, so they need no imaginary image at all. The input is
-    not modified.
+    One ``rfft2``, one multiplication by the combined filter and one
+    ``irfft2`` give the real image ``a``; partial-Fourier rows get their
+    imaginary image ``b`` from a second ``irfft2``, and spikes add to both.
+    With complex noise sigma * (n_r + i n_i), rows without ``b`` take
+    ``sigma^2 n_i^2`` from a precomputed stream, so they need no imaginary
+    image at all. The input is not modified.
     """
     height, width = images.shape[-2:]
-    device = images.device
-    filt, ratio = kspace_filter(params, height, width, device)
-    partial = (params.partial_fourier_fraction < 1).nonzero().squeeze(1)
-    if filt is None and not partial.numel():
-        real, spectrum = images.clone(), None
+    p = _numpy(params)
+    grid = _grid(height, width, images.device)
+    f = _factors(p, grid, (height, width))
+    spiky = (p["spike_amplitude"] != 0).any(axis=1)
+    extra = np.flatnonzero(spiky | (p["partial_fourier_fraction"] < 1))
+    if f.radial is None and f.rows is None and f.cols is None and not f.partial.size:
+        real, imag = images.clone(), images.new_zeros((extra.size, height, width))
     else:
-        spectrum = rfft2(images)
-        if filt is not None:
-            spectrum.mul_(filt)
-        real = irfft2(spectrum, width)
+        real, imag = _filtered(images, f, grid, extra)
+    for slot, row in enumerate(extra.tolist()):
+        if spiky[row]:
+            spikes = (params.spike_position[row], params.spike_amplitude[row])
+            add_spikes_(real[row], imag[slot], *spikes, params.spike_phase[row])
+    return _magnitude(real, imag, extra, p["noise_sigma"], params.noise_offset)
 
-    spiky = (params.spike_amplitude != 0).any(dim=1)
-    complex_rows = ((params.partial_fourier_fraction < 1) | spiky).nonzero().squeeze(1)
-    imag = None
-    if complex_rows.numel():
-        imag = real.new_zeros((complex_rows.numel(), height, width))
-        if partial.numel():
-            odd = spectrum[partial.to(device)].mul_(ratio).mul_(-1j)
-            slots = torch.searchsorted(complex_rows, partial).to(device)
-            imag.index_copy_(0, slots, irfft2(odd, width))
-        for slot, row in enumerate(complex_rows.tolist()):
-            if spiky[row]:
-                spikes = (params.spike_position[row], params.spike_amplitude[row])
-                add_spikes_(real[row], imag[slot], *spikes, params.spike_phase[row])
-        complex_rows = complex_rows.to(device)
 
-    if not bool((params.noise_sigma > 0).any()):
-        if imag is None:
+def _magnitude(
+    real: Tensor, imag: Tensor, extra: np.ndarray, sigma: np.ndarray, offset: Tensor
+) -> Tensor:
+    """In place on ``real``: |real + i imag + sigma (n_r + i n_i)|; ``imag`` is for rows ``extra``.
+
+    Four passes over the batch: add the real noise, square, add sigma^2 n_i^2
+    from the stream (rows in ``extra`` get (imag + sigma n_i)^2 instead), sqrt.
+    """
+    (height, width), device = real.shape[-2:], real.device
+    chosen = torch.from_numpy(extra).to(device)
+    if not (sigma > 0).any():
+        if not extra.size:
             return real.abs_()
-        return real.square_().index_add_(0, complex_rows, imag.square_()).sqrt_()
-    noise = noise_fields(params.noise_offset, height, width, device)
-    sigma = params.noise_sigma.to(device)[:, None, None]
-    squared = real.addcmul_(noise[0], sigma).square_()
-    real_only = sigma if imag is None else sigma.index_fill(0, complex_rows, 0.0)
-    squared.addcmul_(noise[2], real_only**2)
-    if imag is not None:
-        imag = torch.addcmul(imag, noise[1].index_select(0, complex_rows), sigma[complex_rows])
-        squared.index_add_(0, complex_rows, imag.square_())
+        return real.square_().index_add_(0, chosen, imag.square_()).sqrt_()
+    noise = noise_fields(offset, height, width, device)
+    real_only = sigma.copy()
+    real_only[extra] = 0
+    scalars = torch.from_numpy(np.stack([sigma, real_only * real_only])).to(device)
+    sigma_t, real_only_t = scalars[0][:, None, None], scalars[1][:, None, None]
+    squared = real.addcmul_(noise[0], sigma_t).square_()
+    squared.addcmul_(noise[2], real_only_t)
+    if extra.size:
+        imag.addcmul_(noise[1].index_select(0, chosen), sigma_t[chosen])
+        squared.index_add_(0, chosen, imag.square_())
     return squared.sqrt_()

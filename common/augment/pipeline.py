@@ -7,15 +7,18 @@ and replayed (``AlterationParams.from_dict``).
 
 The signal chain follows the scanner: the tissue contrast curve acts on the
 object; k-space filtering, partial Fourier, spikes and noise on the
-acquisition; shading, gain and offset on the magnitude image (the gain is
-folded into the curve and the noise, which is equivalent). Samples whose
-parameters are all neutral are returned bitwise unchanged.
+acquisition; shading, gain and offset on the magnitude image. The curve's
+outer slope is a plain scale, so it joins the gain in the last step, with
+noise and spikes divided by it, which is equivalent (the acquisition is
+linear and the magnitude scales with it). Samples whose parameters are all
+neutral are returned bitwise unchanged.
 """
 
 from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -54,6 +57,15 @@ class AlterationParams:
     spike_amplitude: Tensor
     spike_phase: Tensor
 
+    _ACQUISITION: ClassVar[tuple[str, ...]] = (
+        "band_log_gains",
+        "centre_log_scale",
+        "apodization_log_edge",
+        "truncation_keep",
+        "partial_fourier_fraction",
+        "noise_sigma",
+        "spike_amplitude",
+    )
     _SPEC: ClassVar[dict[str, tuple[torch.dtype, tuple[int, ...]]]] = {
         "curve_window": (torch.float32, (2,)),
         "curve_slopes": (torch.float32, (2,)),
@@ -123,29 +135,32 @@ class AlterationParams:
 
     def kspace_rows(self) -> Tensor:
         """``(B,)`` bool: samples that go through the simulated acquisition."""
+        p = {name: getattr(self, name).numpy() for name in self._ACQUISITION}
         filtered = (
-            (self.band_log_gains != 0).any(dim=1)
-            | (self.centre_log_scale != 0)
-            | (self.apodization_log_edge != 0).any(dim=1)
-            | (self.truncation_keep != 1).any(dim=1)
+            (p["band_log_gains"] != 0).any(axis=1)
+            | (p["centre_log_scale"] != 0)
+            | (p["apodization_log_edge"] != 0).any(axis=1)
+            | (p["truncation_keep"] != 1).any(axis=1)
         )
-        return (
+        return torch.from_numpy(
             filtered
-            | (self.partial_fourier_fraction != 1)
-            | (self.noise_sigma != 0)
-            | (self.spike_amplitude != 0).any(dim=1)
+            | (p["partial_fourier_fraction"] != 1)
+            | (p["noise_sigma"] != 0)
+            | (p["spike_amplitude"] != 0).any(axis=1)
         )
 
-    def kspace_params(self) -> kspace.KspaceParams:
-        """The k-space parameters, with noise and spikes scaled by the gain.
+    def kspace_params(self, image_scale: Tensor) -> kspace.KspaceParams:
+        """The k-space parameters for images divided by ``image_scale`` ``(B,)``.
 
-        The gain is applied together with the intensity curve, before
-        acquisition; scaling noise and spikes by it too makes the result equal
-        to applying the gain to the final magnitude image.
+        The pipeline applies the gain and the curve's outer slope to the final
+        magnitude image, not before the acquisition; dividing noise and spikes
+        by the same scale makes the result equal to scaling before it (the
+        receive chain adds noise after the gain is set, so the gain scales the
+        noise too, and the slope is a property of the object).
         """
         selected = {f.name: getattr(self, f.name) for f in fields(kspace.KspaceParams)}
-        selected["noise_sigma"] = self.noise_sigma * self.gain
-        selected["spike_amplitude"] = self.spike_amplitude * self.gain[:, None]
+        selected["noise_sigma"] = self.noise_sigma / image_scale
+        selected["spike_amplitude"] = self.spike_amplitude / image_scale[:, None]
         return kspace.KspaceParams(**selected)
 
 
@@ -222,20 +237,19 @@ def apply_alterations(images: Tensor, params: AlterationParams) -> Tensor:
             f"images {tuple(images.shape)} do not match parameters for "
             f"{params.batch_size} slices of {params.shape}"
         )
+    slope = params.curve_slopes[:, 0]
     out = images
-    if bool(((params.curve_slopes != 1).any(dim=1) | (params.gain != 1)).any()):
-        out = intensity.apply_intensity_curve(
-            images, params.curve_window, params.curve_slopes, params.gain
-        )
-    acquired = params.kspace_rows()
-    if bool(acquired.any()):
+    if bool((params.curve_slopes[:, 1] != slope).any()):
+        out = intensity.curve_shape(images, params.curve_window, params.curve_slopes)
+    acquired = params.kspace_rows().numpy()
+    if acquired.any():
         # All rows share the transforms (one batched call is cheaper than
         # gathering the altered rows); untouched rows are put back afterwards.
-        magnitude = kspace.simulate_acquisition(out, params.kspace_params())
-        untouched = (~acquired).nonzero().squeeze(1).to(images.device)
-        out = magnitude.index_copy_(0, untouched, out.index_select(0, untouched))
-    out = images.clone() if out is images else out
-    return intensity.apply_bias_offset_(out, params.bias_coefficients, params.offset)
+        magnitude = kspace.simulate_acquisition(out, params.kspace_params(slope))
+        for row in np.flatnonzero(~acquired).tolist():
+            magnitude[row].copy_(out[row])
+        out = magnitude
+    return intensity.shade(out, params.bias_coefficients, slope * params.gain, params.offset)
 
 
 class Augmenter:

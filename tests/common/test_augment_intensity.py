@@ -112,3 +112,33 @@ def test_samplers_keep_their_ranges_and_leave_off_samples_neutral():
     assert (window[on, 0] < window[on, 1]).all()
     assert (gain[on].log().abs() <= 0.15 + 1e-6).all()  # log gain ~ U(-0.3 s, 0.3 s)
     assert ((offset[on] >= 0) & (offset[on] <= 0.025)).all()
+
+
+def test_curve_shape_times_the_outer_slope_is_the_curve_and_equal_slopes_are_untouched():
+    on = torch.tensor([True, False, True, True])
+    window, slopes = intensity.sample_intensity_curve(1.0, on, torch.Generator().manual_seed(5))
+    images = torch.rand(4, 6, 7) * 1.3
+
+    shaped = intensity.curve_shape(images, window, slopes)
+
+    curved = intensity.apply_intensity_curve(images, window, slopes, torch.ones(4))
+    torch.testing.assert_close(shaped * slopes[:, :1, None], curved, rtol=1e-6, atol=1e-6)
+    assert torch.equal(shaped[1], images[1])
+    assert shaped.data_ptr() != images.data_ptr()
+
+
+def test_shade_is_scaled_shading_plus_offset_and_neutral_rows_are_untouched():
+    on = torch.tensor([True, True, False])
+    coefficients = intensity.sample_bias_field(1.0, on, torch.Generator().manual_seed(6))
+    scale, offset = torch.tensor([1.3, 1.0, 1.0]), torch.tensor([0.02, 0.0, 0.0])
+    images = torch.rand(3, 8, 9)
+
+    out = intensity.shade(images, coefficients, scale, offset)
+
+    field = intensity.bias_field(coefficients, 8, 9, torch.device("cpu"))
+    expected = scale[:, None, None] * images * field + offset[:, None, None]
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    assert torch.equal(out[2], images[2])
+    no_field = intensity.shade(images, torch.zeros(3, 4, 4), scale, offset)
+    torch.testing.assert_close(no_field, images * scale[:, None, None] + offset[:, None, None])
+    assert torch.equal(no_field[1:], images[1:])

@@ -9,7 +9,7 @@ import torch
 
 from common.augment import kspace, noise
 from common.augment.kspace import KspaceParams, kspace_filter, simulate_acquisition
-from common.fft import fft2c
+from common.fft import fft2c, irfft2, rfft2
 
 
 def _bars(batch: int = 1, height: int = 32, width: int = 32) -> torch.Tensor:
@@ -191,3 +191,45 @@ def test_samplers_leave_samples_that_are_off_neutral():
     assert fraction[1] == 1 and 0.55 <= fraction[0] <= 0.9
     assert sigma[1] == 0 and 0.025 <= sigma[0] <= 0.1
     assert (amplitude[1] == 0).all() and (amplitude[0] > 0).sum() >= 1
+
+
+def test_acquisition_without_noise_applies_exactly_the_inspected_filter():
+    images = _disk(4, 24) + 0.1
+    params = replace(
+        KspaceParams.neutral(4),
+        band_log_gains=torch.tensor([[0.3, -0.2, 0.1], [0.0] * 3, [-0.4, 0.2, 0.3], [0.0] * 3]),
+        centre_log_scale=torch.tensor([0.2, 0.0, 0.0, -0.3]),
+        apodization_log_edge=torch.tensor([[-2.0, 0.0], [0.0, -1.0], [-0.5, -2.5], [0.0, 0.0]]),
+        truncation_keep=torch.tensor([[1.0, 0.6], [0.7, 1.0], [1.0, 1.0], [0.8, 0.9]]),
+    )
+    filt, _ = kspace_filter(params, 24, 24, images.device)
+    expected = irfft2(rfft2(images) * filt, 24).abs()
+
+    out = simulate_acquisition(images, params)
+
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_rows_of_a_mixed_batch_match_the_same_rows_acquired_alone():
+    images = torch.cat([_disk(3, 20), _bars(3, 20, 20)]) + 0.05
+    params = replace(
+        KspaceParams.neutral(6),
+        band_log_gains=torch.tensor([[0.3, 0.0, -0.2]] + [[0.0] * 3] * 5),
+        truncation_keep=torch.tensor([[1.0, 1.0]] * 4 + [[0.6, 1.0], [1.0, 1.0]]),
+        partial_fourier_fraction=torch.tensor([1.0, 0.625, 1.0, 0.75, 1.0, 1.0]),
+        partial_fourier_axis=torch.tensor([0, 1, 0, 0, 0, 0]),
+        partial_fourier_side=torch.tensor([1, -1, 1, 1, 1, 1]),
+        noise_sigma=torch.tensor([0.0, 0.03, 0.05, 0.0, 0.02, 0.0]),
+        noise_offset=torch.arange(6) * 400 + 11,
+        spike_position=torch.tensor(
+            [[[0, 0]] * 3] * 2 + [[[2, -3], [0, 0], [0, 0]]] + [[[0, 0]] * 3] * 3
+        ),
+        spike_amplitude=torch.tensor([[0.0] * 3] * 2 + [[0.1, 0.0, 0.0]] + [[0.0] * 3] * 3),
+    )
+
+    together = simulate_acquisition(images, params)
+
+    for row in range(6):
+        alone = {name: getattr(params, name)[row : row + 1] for name in params.__dataclass_fields__}
+        single = simulate_acquisition(images[row : row + 1], KspaceParams(**alone))
+        torch.testing.assert_close(together[row : row + 1], single, atol=1e-6, rtol=1e-6)

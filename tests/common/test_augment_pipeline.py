@@ -208,3 +208,16 @@ def test_cuda_input_stays_on_the_device_and_matches_the_cpu():
     torch.testing.assert_close(
         on_device.cpu(), apply_alterations(images, params), atol=1e-4, rtol=1e-4
     )
+
+
+def test_each_slice_of_a_batch_is_altered_as_if_it_were_alone():
+    images = _slices((6, 24, 28), seed=9)
+    params = sample_alterations(ALL_ON, 6, (24, 28), torch.Generator().manual_seed(10))
+    params = replace(params, partial_fourier_fraction=torch.tensor([1.0, 0.7, 1.0, 0.8, 1.0, 1.0]))
+
+    together = apply_alterations(images, params)
+
+    for row in range(6):
+        alone = {name: getattr(params, name)[row : row + 1] for name in AlterationParams._SPEC}
+        single = apply_alterations(images[row : row + 1], AlterationParams(shape=(24, 28), **alone))
+        torch.testing.assert_close(together[row : row + 1], single, atol=1e-5, rtol=1e-5)
