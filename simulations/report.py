@@ -130,7 +130,7 @@ def cell(value: float, is_best: bool) -> str:
 
 
 def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> str:
-    """Metrics as rows, methods as columns, the best value per row starred."""
+    """Metrics as rows, methods as columns, the best value per row starred (ties: all)."""
     methods = list(table)
     keys = ordered_keys(list(next(iter(table.values()))))
     best = best_methods(table, chance)
@@ -147,7 +147,8 @@ def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> st
                 "changed anatomy</td></tr>"
             )
         better = {"lower": "lower", "higher": "higher", "chance": f"near {chance:.2f}"}
-        cells = "".join(cell(table[m][key], best[key] == m) for m in methods)
+        top = table[best[key]][key]
+        cells = "".join(cell(table[m][key], table[m][key] == top) for m in methods)
         lines.append(
             f'<tr><td title="{html.escape(info.meaning)}">{html.escape(info.label)}</td>'
             f"<td>{better[info.direction]}</td>{cells}</tr>"

@@ -81,7 +81,7 @@ def test_report_of_a_tiny_run_has_every_section_and_its_figures(
     for name in ("montage", "histograms", "training", "traffic"):
         assert (run / "report" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
     assert "federated mode over 3 site(s)" in page
-    assert page.count("&#9733;") == len(result.table["raw"])  # one star per metric row
+    assert page.count("&#9733;") >= len(result.table["raw"])  # a star in every metric row
     assert "<script" not in page and "http" not in page  # self-contained, nothing fetched
     assert json.loads((run / "report" / "metrics.json").read_text()) == result.table
 
@@ -115,6 +115,14 @@ def test_metrics_table_stars_lowest_highest_and_nearest_chance() -> None:
     assert '<td class="best">0.0500 &#9733;</td>' in cv_row
     assert '<td class="best">0.9000 &#9733;</td>' in gradient_row
     assert '<td class="best">0.4000 &#9733;</td>' in site_row
+
+
+def test_tied_best_values_are_all_starred() -> None:
+    table = {"Nyul": {"site_acc": 0.5}, "model": {"site_acc": 0.5}, "raw": {"site_acc": 1.0}}
+
+    text = metrics_table(table, chance=1 / 3)
+
+    assert text.count("&#9733;") == 2
 
 
 def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
