@@ -25,6 +25,7 @@ from common.site_training import (
     evaluate_slices,
     load_site_cases,
     local_profile,
+    shapes_reference,
     site_slices,
     train_round,
 )
@@ -65,7 +66,11 @@ def train(message: Message, context: Context) -> Message:
     run, node, settings = _edge(context)
     config = message.content["config"]
     profile = _consortium_profile(message)
-    slices = site_slices(node.data_path, settings, profile, "training", node.cache_dir)
+    site = load_site_cases(node.data_path, settings, node.cache_dir).site
+    detail = shapes_reference(site, run.reference_site_names)
+    slices = site_slices(
+        node.data_path, settings, profile, "training", node.cache_dir, detail=detail
+    )
     state, result = train_round(
         message.content[ARRAYS].to_torch_state_dict(),
         slices,

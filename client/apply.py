@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from common.artifact import Artifact
+from common.bias_correction import apply_bias_correction
 from common.errors import HarmonizationError, InputError
 from common.harmonize import harmonize_volume
 from common.mask import foreground_mask
@@ -77,7 +78,10 @@ def harmonize_file(
     volume = load_volume(job.source)
     mask = load_mask(mask_path, volume) if mask_path else foreground_mask(volume.data)
     profile = artifact.metadata.reference_profile
-    harmonized = harmonize_volume(artifact.model, volume.data, mask, profile, device=device)
+    prepared = apply_bias_correction(
+        volume.data, mask, volume.spacing, artifact.metadata.input_bias_correction
+    )
+    harmonized = harmonize_volume(artifact.model, prepared, mask, profile, device=device)
     save_like(volume, harmonized, job.destination)
 
 

@@ -101,8 +101,9 @@ def train_local(
         profile = consortium_profile(cases_by_site, references, settings, modality)
     cases = [case for name in cases_by_site for case in cases_by_site[name]]
     targets = training_targets(cases, profile, settings.profile)
+    detail = [name in references for name in cases_by_site for _ in cases_by_site[name]]
     slices = collect_slices(
-        targets, [case.mask for case in cases], settings.training.min_slice_foreground
+        targets, [case.mask for case in cases], settings.training.min_slice_foreground, detail
     )
     logger.info(
         "training on %d slices from %d cases at %d sites", len(slices), len(cases), len(sites)
@@ -126,7 +127,13 @@ def train_local(
         versions=software_versions(),
         settings=json.loads(settings.model_dump_json()),
     )
-    metadata = save_artifact(Path(run_dir) / "model", model.cpu(), profile, provenance)
+    metadata = save_artifact(
+        Path(run_dir) / "model",
+        model.cpu(),
+        profile,
+        provenance,
+        input_bias_correction=settings.profile.bias_correction,
+    )
     log = {"epoch_losses": result.epoch_losses, "num_slices": len(slices), "num_cases": len(cases)}
     (Path(run_dir) / TRAINING_LOG).write_text(json.dumps(log, indent=2), encoding="utf-8")
     return LocalTrainingOutcome(metadata=metadata, result=result, num_slices=len(slices))

@@ -64,6 +64,10 @@ class ArtifactMetadata(BaseModel):
     reference_profile: ReferenceProfile
     provenance: Provenance
     weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # How apply prepares a scan before the landmark map: the same correction the
+    # training targets had, so the network sees inputs from the domain it learned.
+    # Models written before this field existed had none.
+    input_bias_correction: Literal["none", "n4"] = "none"
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def save_artifact(
     model: HarmonizerUNet,
     profile: ReferenceProfile,
     provenance: Provenance,
+    *,
+    input_bias_correction: Literal["none", "n4"] = "none",
 ) -> ArtifactMetadata:
     """Write the model folder atomically, replacing an older one at ``directory``."""
     directory = Path(directory)
@@ -129,6 +135,7 @@ def save_artifact(
             reference_profile=profile,
             provenance=provenance,
             weights_sha256=sha256_of(staging / WEIGHTS_FILE),
+            input_bias_correction=input_bias_correction,
         )
         (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2), encoding="utf-8")
         _replace_folder(staging, directory)

@@ -76,6 +76,13 @@ def load_site_cases(
     )
 
 
+def shapes_reference(site: SiteFolder, allowed_sites: Sequence[str]) -> bool:
+    """Whether the site's cases shape the reference contrast (and so teach fine detail)."""
+    if not site.config.reference_contributor:
+        return False
+    return not allowed_sites or site.name in allowed_sites
+
+
 def local_profile(
     cases: SiteCases, settings: HarmonizerSettings, allowed_sites: Sequence[str]
 ) -> ReferenceProfile | None:
@@ -84,9 +91,7 @@ def local_profile(
     A site contributes when its site.toml allows it and, if the run names
     reference sites, it is among them. Fewer than ``min_cases`` cases is refused.
     """
-    if not cases.site.config.reference_contributor:
-        return None
-    if allowed_sites and cases.site.name not in allowed_sites:
+    if not shapes_reference(cases.site, allowed_sites):
         return None
     every_case = [*cases.training, *cases.held_out]
     return site_profile(every_case, settings.profile, cases.site.config.modality)
@@ -99,6 +104,7 @@ def _slices_cached(
     profile_json: str,
     part: Literal["training", "held_out"],
     cache_dir: str,
+    detail: bool,
 ) -> SliceSet:
     cases = getattr(_load_site_cached(data_path, settings_json, cache_dir), part)
     if not cases:
@@ -106,7 +112,8 @@ def _slices_cached(
     profile = ReferenceProfile.model_validate_json(profile_json)
     settings = HarmonizerSettings.model_validate_json(settings_json)
     targets = training_targets(cases, profile, settings.profile)
-    return collect_slices(targets, [c.mask for c in cases], settings.training.min_slice_foreground)
+    minimum = settings.training.min_slice_foreground
+    return collect_slices(targets, [c.mask for c in cases], minimum, [detail] * len(cases))
 
 
 def site_slices(
@@ -115,9 +122,12 @@ def site_slices(
     profile: ReferenceProfile,
     part: Literal["training", "held_out"],
     cache_dir: Path | None = None,
+    *,
+    detail: bool = True,
 ) -> SliceSet:
     """Target slices of the site's training or held-out cases on the consortium profile.
 
+    ``detail``: the site shapes the reference contrast (see :class:`SliceSet`).
     Cached per (site, settings, profile): the profile is fixed after round 0.
     """
     return _slices_cached(
@@ -126,6 +136,7 @@ def site_slices(
         profile.model_dump_json(),
         part,
         str(cache_dir or ""),
+        detail,
     )
 
 

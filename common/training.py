@@ -31,10 +31,13 @@ class SliceSet:
     """Axial target slices and their foreground masks, padded to one size.
 
     ``targets`` is float32 (N, H, W) in profile units; ``masks`` is bool (N, H, W).
+    ``detail`` is bool (N,): True where the slice comes from a reference site and
+    may teach fine texture (noise level, sharpness); None means every slice may.
     """
 
     targets: torch.Tensor
     masks: torch.Tensor
+    detail: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -54,23 +57,32 @@ class TrainingResult:
 
 
 def collect_slices(
-    volumes: Sequence[np.ndarray], masks: Sequence[np.ndarray], min_foreground: float
+    volumes: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    min_foreground: float,
+    detail: Sequence[bool] | None = None,
 ) -> SliceSet:
-    """Axial slices whose foreground share is at least ``min_foreground`` of the largest."""
+    """Axial slices whose foreground share is at least ``min_foreground`` of the largest.
+
+    ``detail`` gives one flag per volume (see :class:`SliceSet`); None: all True.
+    """
     if not volumes:
         raise HarmonizationError("no target volumes to train on")
     height = max(v.shape[0] for v in volumes)
     width = max(v.shape[1] for v in volumes)
-    targets, slice_masks = [], []
-    for volume, mask in zip(volumes, masks, strict=True):
+    flags = [True] * len(volumes) if detail is None else list(detail)
+    targets, slice_masks, slice_detail = [], [], []
+    for volume, mask, flag in zip(volumes, masks, flags, strict=True):
         fraction = slice_foreground_fraction(mask)
         keep = np.flatnonzero(fraction >= min_foreground * fraction.max())
         pad = ((0, height - volume.shape[0]), (0, width - volume.shape[1]), (0, 0))
         targets.append(np.pad(volume, pad)[:, :, keep].transpose(2, 0, 1))
         slice_masks.append(np.pad(mask, pad)[:, :, keep].transpose(2, 0, 1))
+        slice_detail.append(np.full(len(keep), flag))
     return SliceSet(
         targets=torch.from_numpy(np.concatenate(targets).astype(np.float32)),
         masks=torch.from_numpy(np.concatenate(slice_masks).astype(bool)),
+        detail=None if detail is None else torch.from_numpy(np.concatenate(slice_detail)),
     )
 
 
@@ -102,6 +114,46 @@ def harmonization_loss(
     return loss
 
 
+def gaussian_lowpass(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, H, W) images, sigma in pixels, replicate borders."""
+    radius = max(1, round(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    x = images[:, None]
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, -1, 1))
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, -1))
+    return x[:, 0]
+
+
+def split_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    detail: torch.Tensor,
+    gradient_weight: float,
+    coarse_sigma: float,
+) -> torch.Tensor:
+    """Full loss on slices that teach detail; on the others, the loss of blurred images.
+
+    A non-reference site's target carries its own scanner's noise and blur. Compared
+    after the same Gaussian blur, prediction and target agree on contrast, shading
+    and anatomy but the target's fine texture is not taught: that comes from the
+    reference sites' slices. Rows are weighted equally.
+    """
+    full = harmonization_loss(prediction[detail], target[detail], mask[detail], gradient_weight)
+    coarse_rows = ~detail
+    coarse = harmonization_loss(
+        gaussian_lowpass(prediction[coarse_rows], coarse_sigma),
+        gaussian_lowpass(target[coarse_rows], coarse_sigma),
+        mask[coarse_rows],
+        gradient_weight,
+    )
+    share = detail.float().mean()
+    return share * full + (1 - share) * coarse
+
+
 def proximal_term(
     model: torch.nn.Module, anchor: Sequence[torch.Tensor], mu: float
 ) -> torch.Tensor:
@@ -114,6 +166,29 @@ def training_generator(seed: int, key: Sequence[int]) -> torch.Generator:
     """A private generator for one training call, from the run seed and a stable key."""
     state = np.random.SeedSequence([seed, *key]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def detail_of(slices: SliceSet, index: torch.Tensor) -> torch.Tensor | None:
+    """The batch's detail flags, or None when every slice teaches detail."""
+    if slices.detail is None:
+        return None
+    flags = slices.detail[index]
+    return None if bool(flags.all()) else flags
+
+
+def batch_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    detail: torch.Tensor | None,
+    training: TrainingConfig,
+) -> torch.Tensor:
+    """The training loss as configured for non-reference targets (see TrainingConfig)."""
+    weight = training.gradient_loss_weight
+    if detail is None or training.non_reference_targets == "full":
+        return harmonization_loss(prediction, target, mask, weight)
+    detail = detail.to(prediction.device)
+    return split_loss(prediction, target, mask, detail, weight, training.coarse_sigma)
 
 
 def train_harmonizer(
@@ -177,7 +252,7 @@ def train_harmonizer(
                     target_landmarks[index].to(device),
                 )
                 prediction = model(network_input[:, None])[:, 0]
-                loss = harmonization_loss(prediction, target, mask, training.gradient_loss_weight)
+                loss = batch_loss(prediction, target, mask, detail_of(slices, index), training)
                 if anchor:
                     loss = loss + proximal_term(model, anchor, proximal_mu)
                 optimizer.zero_grad(set_to_none=True)

@@ -82,7 +82,14 @@ def run_server(grid: Grid, context: Context) -> None:
         versions=software_versions(),
         settings=json.loads(settings.model_dump_json()),
     )
-    write_model(run_dir, state, settings.model, profile, provenance)
+    write_model(
+        run_dir,
+        state,
+        settings.model,
+        profile,
+        provenance,
+        input_bias_correction=settings.profile.bias_correction,
+    )
     distribute_model(grid, node_ids, run_dir, state, run.reply_timeout_s)
 
 

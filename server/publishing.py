@@ -7,6 +7,7 @@ digest that every site re-checks when it stores the model.
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
@@ -29,10 +30,18 @@ def write_model(
     architecture: UNetConfig,
     profile: ReferenceProfile,
     provenance: Provenance,
+    *,
+    input_bias_correction: Literal["none", "n4"] = "none",
 ) -> ArtifactMetadata:
     model = build_model(architecture, seed=0)
     model.load_state_dict(state)
-    return save_artifact(Path(run_dir) / MODEL_DIR, model, profile, provenance)
+    return save_artifact(
+        Path(run_dir) / MODEL_DIR,
+        model,
+        profile,
+        provenance,
+        input_bias_correction=input_bias_correction,
+    )
 
 
 def distribute_model(

@@ -20,5 +20,14 @@ class TrainingConfig(BaseModel):
     min_slice_foreground: float = Field(
         default=0.05, ge=0.0, lt=1.0, description="skip axial slices with less foreground"
     )
+    non_reference_targets: Literal["full", "coarse"] = Field(
+        default="coarse",
+        description="what cases of sites outside the reference contrast teach: 'full' = "
+        "everything, like reference cases; 'coarse' = contrast, shading and anatomy only "
+        "(loss on blurred images), so their scanner's noise and blur are not learned",
+    )
+    coarse_sigma: float = Field(
+        default=1.0, gt=0.0, le=8.0, description="blur (pixels) of the 'coarse' loss"
+    )
     seed: int = Field(default=0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -22,7 +22,8 @@ random k-space and intensity alterations of those targets; write RUN/model/.
 
 EPILOG = """\
 settings file (--config, TOML; every key optional):
-  [training]      epochs, batch_size, learning_rate, gradient_loss_weight, seed
+  [training]      epochs, batch_size, learning_rate, gradient_loss_weight, seed,
+                  non_reference_targets ("coarse"|"full"), coarse_sigma
   [model]         base_channels, depth, norm ("group"|"instance")
   [augmentation]  strengths and probabilities of each alteration
   [profile]       percentiles, min_cases, bias_correction ("n4"|"none"), match_sharpness

@@ -94,3 +94,34 @@ def test_user_mask_is_used_and_checked(tmp_path, write_nifti, head, identity_art
 
     assert summary.written == []
     assert "does not match" in summary.failed[0][1]
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_bias_corrected_targets_corrects_its_inputs(tmp_path, write_nifti, head):
+    provenance = Provenance(mode="local", sites=("a",), reference_sites=("a",), rounds=0)
+    model = build_model(UNetConfig(base_channels=8), 0)
+    for correction in ("none", "n4"):
+        save_artifact(
+            tmp_path / correction,
+            model,
+            tiny_profile(),
+            provenance,
+            input_bias_correction=correction,
+        )
+    ramp = np.linspace(0.6, 1.4, head.shape[0], dtype=np.float32)[:, None, None]
+    scan = write_nifti("shaded.nii.gz", head * ramp * 300, folder=tmp_path / "in")
+    white_matter = head > 0.9
+    left, right = white_matter.copy(), white_matter.copy()
+    left[head.shape[0] // 2 :], right[: head.shape[0] // 2] = False, False
+
+    shading = {}
+    for correction in ("none", "n4"):
+        artifact = load_artifact(tmp_path / correction)
+        jobs = plan_jobs([scan], tmp_path / f"out-{correction}")
+        apply_model(artifact, jobs, device=torch.device("cpu"), progress=False)
+        out = nib.load(str(tmp_path / f"out-{correction}" / "shaded.nii.gz")).get_fdata()
+        shading[correction] = out[right].mean() / out[left].mean()
+
+    assert artifact.metadata.input_bias_correction == "n4"
+    assert shading["none"] > 1.05  # the ramp survives a global landmark map
+    assert abs(shading["n4"] - 1.0) < 0.25 * (shading["none"] - 1.0)

@@ -1,0 +1,64 @@
+"""Comparison models of a federated run: centralized and local-only, with its budget."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.artifact import Provenance, load_artifact, save_artifact
+from common.configs.model import UNetConfig
+from common.configs.settings import parse_settings
+from common.model import build_model
+from common.sites import read_site
+from common.targets import load_reference_cases, site_profile
+from simulations.comparisons import ComparisonPlan, train_comparisons
+
+SETTINGS = """
+[model]
+base_channels = 8
+depth = 2
+[profile]
+bias_correction = "none"
+min_cases = 1
+"""
+
+
+@pytest.mark.slow
+def test_centralized_and_local_models_get_the_federation_budget_and_profile(
+    phantom_folder: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    benchmark, manifest = phantom_folder
+    settings = parse_settings(SETTINGS, "test settings")
+    reference = read_site(benchmark / "sites" / manifest["reference_site"])
+    cases = load_reference_cases(reference.reference_files, settings.profile)
+    profile = site_profile(cases, settings.profile, "T1w")
+    provenance = Provenance(
+        mode="federated",
+        sites=("site-a", "site-b", "site-c"),
+        reference_sites=("site-a",),
+        rounds=1,
+    )
+    save_artifact(tmp_path / "model", build_model(settings.model, 0), profile, provenance)
+    plan = ComparisonPlan(
+        sites_root=benchmark / "sites",
+        run_dir=tmp_path,
+        settings=settings,
+        epochs=2,
+        local_only=True,
+        device="cpu",
+    )
+
+    models = train_comparisons(plan)
+
+    assert list(models) == ["centralized", "local site-a", "local site-b", "local site-c"]
+    centralized = load_artifact(models["centralized"]).metadata
+    assert centralized.provenance.mode == "centralized"
+    assert centralized.provenance.reference_sites == ("site-a",)  # from site.toml
+    for site in ("site-a", "site-b", "site-c"):
+        local = load_artifact(models[f"local {site}"]).metadata
+        assert local.provenance.mode == "local" and local.provenance.sites == (site,)
+        assert local.reference_profile == profile  # the federation's, not its own
+        log = json.loads((tmp_path / "compare" / f"local-{site}" / "training.json").read_text())
+        assert len(log["epoch_losses"]) == 2
+    assert UNetConfig(base_channels=8, depth=2) == centralized.architecture
