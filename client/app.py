@@ -21,6 +21,7 @@ from common.device import resolve_device
 from common.model import parameter_shapes
 from common.profile import ReferenceProfile
 from common.site_training import (
+    AGGREGATION_WEIGHT,
     describe_result,
     evaluate_slices,
     load_site_cases,
@@ -68,6 +69,7 @@ def train(message: Message, context: Context) -> Message:
     profile = _consortium_profile(message)
     site = load_site_cases(node.data_path, settings, node.cache_dir).site
     detail = shapes_reference(site, run.reference_site_names)
+    influence = 1.0 if detail else settings.training.non_reference_weight
     slices = site_slices(
         node.data_path, settings, profile, "training", node.cache_dir, detail=detail
     )
@@ -81,7 +83,10 @@ def train(message: Message, context: Context) -> Message:
         proximal_mu=float(config.get("proximal-mu", 0.0)),
     )
     content = RecordDict(
-        {ARRAYS: ArrayRecord(state), METRICS: MetricRecord(describe_result(result))}
+        {
+            ARRAYS: ArrayRecord(state),
+            METRICS: MetricRecord(describe_result(result, influence)),
+        }
     )
     return Message(content=content, reply_to=message)
 
@@ -101,6 +106,7 @@ def evaluate(message: Message, context: Context) -> Message:
         device=resolve_device(run.device),
     )
     metrics |= {"num-examples": float(len(slices)), "held-out": float(held_out)}
+    metrics[AGGREGATION_WEIGHT] = metrics["num-examples"]  # evaluation: plain example counts
     return Message(content=RecordDict({METRICS: MetricRecord(metrics)}), reply_to=message)
 
 

@@ -213,10 +213,19 @@ def evaluate_slices(
     return {name: value / max(count, 1) for name, value in totals.items()}
 
 
-def describe_result(result: TrainingResult) -> dict[str, float]:
-    """Scalar training metrics for the reply (never per-image values)."""
+AGGREGATION_WEIGHT = "aggregation-weight"
+
+
+def describe_result(result: TrainingResult, influence: float = 1.0) -> dict[str, float]:
+    """Scalar training metrics for the reply (never per-image values).
+
+    ``aggregation-weight`` is what the server averages the weights by: the
+    number of examples, times ``influence`` (below 1 for a site whose targets
+    are not in the reference contrast; see TrainingConfig.non_reference_weight).
+    """
     return {
         "train-loss": float(result.final_loss),
         "train-loss-first-epoch": float(result.epoch_losses[0]),
         "num-examples": float(result.num_examples),
+        AGGREGATION_WEIGHT: float(result.num_examples) * influence,
     }

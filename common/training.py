@@ -134,13 +134,14 @@ def split_loss(
     detail: torch.Tensor,
     gradient_weight: float,
     coarse_sigma: float,
+    coarse_weight: float = 1.0,
 ) -> torch.Tensor:
     """Full loss on slices that teach detail; on the others, the loss of blurred images.
 
     A non-reference site's target carries its own scanner's noise and blur. Compared
     after the same Gaussian blur, prediction and target agree on contrast, shading
     and anatomy but the target's fine texture is not taught: that comes from the
-    reference sites' slices. Rows are weighted equally.
+    reference sites' slices. A coarse row counts ``coarse_weight`` times a full row.
     """
     full = harmonization_loss(prediction[detail], target[detail], mask[detail], gradient_weight)
     coarse_rows = ~detail
@@ -150,7 +151,9 @@ def split_loss(
         mask[coarse_rows],
         gradient_weight,
     )
-    share = detail.float().mean()
+    full_rows = detail.float().sum()
+    weighted_coarse_rows = coarse_weight * coarse_rows.float().sum()
+    share = full_rows / (full_rows + weighted_coarse_rows).clamp_min(1e-12)
     return share * full + (1 - share) * coarse
 
 
@@ -188,7 +191,15 @@ def batch_loss(
     if detail is None or training.non_reference_targets == "full":
         return harmonization_loss(prediction, target, mask, weight)
     detail = detail.to(prediction.device)
-    return split_loss(prediction, target, mask, detail, weight, training.coarse_sigma)
+    return split_loss(
+        prediction,
+        target,
+        mask,
+        detail,
+        weight,
+        training.coarse_sigma,
+        training.non_reference_weight,
+    )
 
 
 def train_harmonizer(

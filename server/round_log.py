@@ -33,7 +33,9 @@ class RoundLog:
             per_site[name] = {k: float(v) for k, v in reply.content["metrics"].items()}
         weights = {site: m.get("num-examples", 1.0) for site, m in per_site.items()}
         total = sum(weights.values()) or 1.0
-        keys = sorted({k for m in per_site.values() for k in m} - {"num-examples"})
+        keys = sorted(
+            {k for m in per_site.values() for k in m} - {"num-examples", "aggregation-weight"}
+        )
         aggregate = {
             k: sum(m.get(k, 0.0) * weights[s] for s, m in per_site.items()) / total for k in keys
         }

@@ -10,6 +10,7 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp import strategy as flwr_strategy
 
 from common.configs.federation import FederationConfig
+from common.site_training import AGGREGATION_WEIGHT
 from server.round_log import RoundLog
 
 
@@ -51,6 +52,8 @@ def build_strategy(run: FederationConfig, num_sites: int, round_log: RoundLog):
         "min_train_nodes": num_sites,
         "min_evaluate_nodes": num_sites,
         "min_available_nodes": num_sites,
+        # examples x each site's influence (1 for reference sites; see describe_result)
+        "weighted_by_key": AGGREGATION_WEIGHT,
     }
     if run.strategy == "fedprox":
         options["proximal_mu"] = run.proximal_mu

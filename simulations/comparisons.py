@@ -5,8 +5,12 @@
 - local-only: each site alone, with the federation's reference profile (a
   profile is statistics, not images, so a site could have it without joining).
 
-Budget: R rounds of E local epochs in the federation become R x E epochs here,
-so every model sees its data as many times as the federated sites did.
+Budget: the same total training as the federation, counted in slice passes.
+R rounds of E local epochs over all sites become R x E epochs of the pooled
+data for the centralized model; a local-only model gets the same number of
+slice passes on its own data, so R x E x (all cases / its cases) epochs (sites'
+cases have about the same number of slices). A local-only model of the
+reference site is then "the reference site alone, with the same budget".
 """
 
 import logging
@@ -30,7 +34,7 @@ class ComparisonPlan:
     settings: HarmonizerSettings  # the federation's settings; epochs are set from the budget
     epochs: int
     reference_sites: tuple[str, ...] = ()
-    local_only: bool = False
+    local_only: tuple[str, ...] | None = None  # sites trained alone; () = every site
     device: str = "auto"
 
 
@@ -55,14 +59,19 @@ def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
         label="centralized",
     )
     models["centralized"] = centralized / "model"
-    if plan.local_only:
+    if plan.local_only is not None:
         federated = load_artifact(plan.run_dir / "model").metadata
-        for site in sites:
+        total_cases = sum(len(site.reference_files) for site in sites)
+        chosen = discover_sites(plan.sites_root, plan.local_only) if plan.local_only else sites
+        for site in chosen:
             folder = plan.run_dir / COMPARE_DIR / f"local-{site.name}"
+            share = total_cases / len(site.reference_files)
+            epochs = max(1, round(plan.epochs * share))
+            logger.info("local-only comparison at %s: %d epochs", site.name, epochs)
             train_local(
                 [site],
                 folder,
-                settings,
+                settings.with_overrides("training", epochs=epochs),
                 reference_sites=federated.provenance.reference_sites,
                 device_name=plan.device,
                 profile=federated.reference_profile,

@@ -27,7 +27,14 @@ class TrainingConfig(BaseModel):
         "(loss on blurred images), so their scanner's noise and blur are not learned",
     )
     coarse_sigma: float = Field(
-        default=1.0, gt=0.0, le=8.0, description="blur (pixels) of the 'coarse' loss"
+        default=2.0, gt=0.0, le=8.0, description="blur (pixels) of the 'coarse' loss"
+    )
+    non_reference_weight: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="how much a non-reference site counts against a reference site: "
+        "the weight of its slices in pooled training, of its update in the federation",
     )
     seed: int = Field(default=0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -23,7 +23,8 @@ data with the same budget (rounds x local epochs), and every traveling
 subject (test/ beside the sites folder) is harmonized by both models and by
 the classical baselines (z-score, WhiteStripe, Nyul, N4 + Nyul, with and
 without smoothing). The result is RUN/report/report.html. With
---compare-local, each site's local-only model joins the comparison.
+--compare-local, each site's local-only model (the same total budget, all on
+its own data) joins the comparison.
 """
 
 EPILOG = """\
@@ -41,6 +42,7 @@ examples:
   fedharmonize simulate --sites-root phantoms/sites --rounds 10 --strategy fedprox --out runs/prox
   fedharmonize simulate --out runs/demo --resume        # continue after a crash
   fedharmonize simulate --out runs/full --compare-local # also each site alone
+  fedharmonize simulate --out runs/ref --compare-local site-a  # only site-a alone
 """
 
 
@@ -65,8 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--compare-local",
-        action="store_true",
-        help="also train each site's local-only model and compare it (as long again)",
+        nargs="*",
+        metavar="SITE",
+        help="also train each site alone (or only the SITEs named), with the whole "
+        "federation's budget in slice passes, and compare it (each takes about as long "
+        "as the centralized model)",
     )
     parser.add_argument(
         "--no-evaluation",
@@ -114,7 +119,7 @@ def evaluate_run(args: argparse.Namespace, sites_root: Path) -> None:
         settings=load_settings(args.config).with_overrides("training", seed=args.seed),
         epochs=args.rounds * args.local_epochs,
         reference_sites=tuple(args.reference_site),
-        local_only=args.compare_local,
+        local_only=None if args.compare_local is None else tuple(args.compare_local),
         device=args.device,
     )
     print(f"training the comparison models ({plan.epochs} epochs each, as the federation)")
@@ -133,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         )
     logging.getLogger("flwr").propagate = False
     sites_root = _prepare_sites(args)
+    if args.compare_local:  # a misspelt site fails now, not after the whole federation
+        from common.sites import discover_sites
+
+        discover_sites(sites_root, args.compare_local)
     run_config = federation_run_config(args) | {"resume": args.resume}
     simulate(sites_root, args.out, run_config, cpus_per_site=args.cpus_per_site)
     print(f"model:    {args.out / 'model'}")

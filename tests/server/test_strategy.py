@@ -12,11 +12,18 @@ from server.round_log import RoundLog, read_round_log
 from server.strategy import STRATEGIES, build_strategy
 
 
-def reply(node_id: int, weight: float, loss: float, examples: int) -> Message:
+def reply(
+    node_id: int, weight: float, loss: float, examples: int, influence: float = 1.0
+) -> Message:
+    metrics = {
+        "train-loss": loss,
+        "num-examples": examples,
+        "aggregation-weight": examples * influence,
+    }
     content = RecordDict(
         {
             "arrays": ArrayRecord({"w": torch.full((2, 2), weight)}),
-            "metrics": MetricRecord({"train-loss": loss, "num-examples": examples}),
+            "metrics": MetricRecord(metrics),
         }
     )
     metadata = Metadata(
@@ -48,6 +55,18 @@ def test_fedavg_weights_by_examples_and_logs_every_site(tmp_path):
     assert entry["sites"]["site-a"]["train-loss"] == 0.5
     assert entry["sites"]["site-b"]["num-examples"] == 10
     assert abs(entry["aggregate"]["train-loss"] - 0.425) < 1e-9
+
+
+def test_a_site_outside_the_reference_contrast_counts_by_its_influence(tmp_path):
+    strategy = build_strategy(FederationConfig(), num_sites=2, round_log=RoundLog(tmp_path, {}))
+
+    arrays, _ = strategy.aggregate_train(
+        1, [reply(11, 1.0, 0.5, 30), reply(12, 4.0, 0.2, 30, influence=0.5)]
+    )
+
+    np.testing.assert_allclose(arrays["w"].numpy(), np.full((2, 2), 2.0))  # (30*1 + 15*4) / 45
+    [entry] = read_round_log(tmp_path)
+    assert "aggregation-weight" not in entry["aggregate"]
 
 
 def test_fedmedian_is_robust_to_one_outlier(tmp_path):
