@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifact import load_artifact
+from common.artifact import ArtifactMetadata, load_artifact
 from common.nifti import load_volume
 from server.round_log import read_round_log
 from simulations.baselines import BASELINES
@@ -187,6 +187,7 @@ def summary_section(inputs: ReportInputs) -> str:
             f"reference contrast from {html.escape(', '.join(provenance.reference_sites))}; "
             f"{provenance.rounds} round(s); created {html.escape(provenance.created)}.</p>"
         )
+        lines.append(target_policy(load_artifact(inputs.model_dirs[main]).metadata))
         if classical:
             lines.append(verdict(table, main, classical))
     subjects = sorted(p.name for p in (inputs.benchmark / "test").iterdir() if p.is_dir())
@@ -195,6 +196,31 @@ def summary_section(inputs: ReportInputs) -> str:
         f"metrics are averaged over them. Chance for the site classifier: {inputs.chance:.2f}.</p>"
     )
     return "\n".join(lines)
+
+
+def target_policy(metadata: ArtifactMetadata) -> str:
+    """Which way of preparing training targets the main model used, in plain words."""
+    settings = metadata.provenance.settings
+    training = settings.get("training", {}) if isinstance(settings, dict) else {}
+    profile = settings.get("profile", {}) if isinstance(settings, dict) else {}
+    if not training:
+        return "<p>Training targets: not recorded in this model.</p>"
+    mode = training.get("non_reference_targets", "full")
+    if mode == "coarse":
+        sites = (
+            "sites outside the reference contrast taught contrast, shading and anatomy only "
+            f"(their loss compared images blurred by {training.get('coarse_sigma')} px), with "
+            f"influence {training.get('non_reference_weight', 1.0)}"
+        )
+    else:
+        sites = "every site's targets taught everything, fine texture included"
+    correction = profile.get("bias_correction", "none")
+    spectrum = "on" if profile.get("match_sharpness") else "off"
+    return (
+        f"<p>Training targets: {html.escape(sites)}; bias correction of targets and of "
+        f"inputs: {html.escape(str(correction))}; k-space spectrum matching of targets: "
+        f"{spectrum}.</p>"
+    )
 
 
 def verdict(table: Mapping[str, Mapping[str, float]], main: str, classical: Sequence[str]) -> str:

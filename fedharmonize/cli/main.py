@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Flower's database layer announces its migration plugins at INFO on import.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
     except HarmonizationError as error:

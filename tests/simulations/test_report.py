@@ -81,6 +81,7 @@ def test_report_of_a_tiny_run_has_every_section_and_its_figures(
     for name in ("montage", "histograms", "training", "traffic"):
         assert (run / "report" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
     assert "federated mode over 3 site(s)" in page
+    assert "Training targets: not recorded" in page  # this test model has no settings
     assert page.count("&#9733;") >= len(result.table["raw"])  # a star in every metric row
     assert "<script" not in page and "http" not in page  # self-contained, nothing fetched
     assert json.loads((run / "report" / "metrics.json").read_text()) == result.table
@@ -123,6 +124,22 @@ def test_tied_best_values_are_all_starred() -> None:
     text = metrics_table(table, chance=1 / 3)
 
     assert text.count("&#9733;") == 2
+
+
+def test_the_target_policy_is_stated_in_plain_words():
+    from common.configs.settings import HarmonizerSettings
+    from simulations.report import target_policy
+
+    settings = json.loads(HarmonizerSettings().model_dump_json())
+    provenance = Provenance(
+        mode="federated", sites=("a", "b"), reference_sites=("a",), rounds=1, settings=settings
+    )
+    metadata = type("Metadata", (), {"provenance": provenance})()
+
+    text = target_policy(metadata)
+
+    assert "contrast, shading and anatomy only" in text and "blurred by 2.0 px" in text
+    assert "bias correction of targets and of inputs: n4" in text
 
 
 def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
