@@ -122,7 +122,7 @@ def evaluate_run(args: argparse.Namespace, sites_root: Path) -> None:
         local_only=None if args.compare_local is None else tuple(args.compare_local),
         device=args.device,
     )
-    print(f"training the comparison models ({plan.epochs} epochs each, as the federation)")
+    print(f"training the comparison models (the federation's budget: {plan.epochs} pooled epochs)")
     models = {"federated": args.out / "model"} | train_comparisons(plan)
     assessment = assess(benchmark, models, args.out / "report")
     print(assessment.markdown)
