@@ -44,7 +44,7 @@ def test_centralized_and_local_models_get_the_federation_budget_and_profile(
         sites_root=benchmark / "sites",
         run_dir=tmp_path,
         settings=settings,
-        epochs=2,
+        epochs=1,
         local_only=(),
         device="cpu",
     )
@@ -60,5 +60,5 @@ def test_centralized_and_local_models_get_the_federation_budget_and_profile(
         assert local.provenance.mode == "local" and local.provenance.sites == (site,)
         assert local.reference_profile == profile  # the federation's, not its own
         log = json.loads((tmp_path / "compare" / f"local-{site}" / "training.json").read_text())
-        assert len(log["epoch_losses"]) == 6  # the pooled budget: 2 epochs x 3 equal sites
+        assert len(log["epoch_losses"]) == 3  # the pooled budget: 1 epoch x 3 equal sites
     assert UNetConfig(base_channels=8, depth=2) == centralized.architecture
