@@ -2,10 +2,11 @@
 
 The floor is a bare forward pass of the same U-Net over the same slices,
 measured in this run; the figure that matters is apply's wall time against it
-(what loading, masking, normalizing and writing add), plus the absolute time and
-peak memory that the done-criteria name.
+(what loading, masking, N4 of the input, normalizing and writing add), plus the
+absolute time and peak memory that the done-criteria name.
 
     .venv/bin/python benchmarks/apply.py [--shape 197 233 189] [--threads 2]
+        [--bias-correction n4|none]
 """
 
 import argparse
@@ -53,6 +54,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[197, 233, 189])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--bias-correction",
+        choices=["n4", "none"],
+        default="n4",
+        help="the model's input preparation (default n4, as default training gives)",
+    )
     args = parser.parse_args()
     shape = tuple(args.shape)
     torch.set_num_threads(args.threads)
@@ -69,7 +76,13 @@ def main() -> None:
         provenance = Provenance(
             mode="local", sites=("bench",), reference_sites=("bench",), rounds=0
         )
-        save_artifact(scratch / "model", build_model(UNetConfig(), 0), profile, provenance)
+        save_artifact(
+            scratch / "model",
+            build_model(UNetConfig(), 0),
+            profile,
+            provenance,
+            input_bias_correction=args.bias_correction,
+        )
         floor = bare_forward_seconds(shape, batch=8)
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         start = time.perf_counter()

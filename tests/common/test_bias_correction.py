@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from common.bias_correction import apply_bias_correction, correct_bias_field
+from common.bias_correction import apply_bias_correction, correct_bias_field, shrink_for
 from common.errors import HarmonizationError
 
 SHAPE = (40, 48, 40)
@@ -89,3 +89,11 @@ def test_apply_bias_correction_none_returns_unchanged_copy(phantom):
 
     np.testing.assert_array_equal(result, shaded)
     assert result.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("spacing", "shrink"),
+    [((1.0, 1.0, 1.0), 4), ((2.0, 2.0, 2.0), 2), ((0.5, 0.5, 1.2), 8), ((3.0, 3.0, 3.0), 1)],
+)
+def test_the_field_is_fitted_on_a_grid_of_about_4_mm(spacing, shrink):
+    assert shrink_for(spacing) == shrink
