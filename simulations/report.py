@@ -21,7 +21,7 @@ from common.artifact import ArtifactMetadata, load_artifact
 from common.nifti import load_volume
 from server.round_log import read_round_log
 from simulations.baselines import BASELINES
-from simulations.evaluation import best_methods
+from simulations.evaluation import best_methods, site_names
 from simulations.metric_catalogue import metric_info, ordered_keys
 from simulations.report_figures import (
     histogram_figure,
@@ -75,32 +75,45 @@ def first_subject(benchmark: Path) -> Path:
     return sorted(p for p in (benchmark / "test").iterdir() if p.is_dir())[0]
 
 
-def subject_images(inputs: ReportInputs, sites: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Raw and harmonized scans of the first traveling subject, per method then per site."""
+@dataclass(frozen=True)
+class Showcase:
+    """The traveling subject the pictures show, loaded once for every figure."""
+
+    subject: Path
+    sites: list[str]
+    brain: np.ndarray
+    truth: np.ndarray
+    images: dict[str, dict[str, np.ndarray]]  # "raw" and each model, then per site
+
+
+def load_showcase(inputs: ReportInputs) -> Showcase:
+    """Raw and harmonized scans of the first traveling subject, with its mask and truth."""
     subject = first_subject(inputs.benchmark)
+    sites = site_names(inputs.benchmark)
     images = {"raw": {s: load_volume(subject / f"{s}_T1w.nii.gz").data for s in sites}}
     for name, folder in list(inputs.harmonized.items())[: MAX_IMAGE_ROWS - 1]:
         scans = folder / subject.name
         images[name] = {s: load_volume(scans / f"{s}_T1w.nii.gz").data for s in sites}
-    return images
+    return Showcase(
+        subject=subject,
+        sites=sites,
+        brain=load_volume(subject / "brain_mask.nii.gz").data > 0.5,
+        truth=load_volume(subject / "groundtruth_T1w.nii.gz").data,
+        images=images,
+    )
 
 
-def montage_section(
-    inputs: ReportInputs, sites: Sequence[str], images: Mapping[str, Mapping[str, np.ndarray]]
-) -> str:
-    subject = first_subject(inputs.benchmark)
-    brain = load_volume(subject / "brain_mask.nii.gz").data > 0.5
-    truth = load_volume(subject / "groundtruth_T1w.nii.gz").data
+def montage_section(inputs: ReportInputs, show: Showcase) -> str:
     rows = [
-        ("raw scan" if name == "raw" else f"harmonized:\n{name}", [*per_site.values(), truth])
-        for name, per_site in images.items()
+        ("raw scan" if name == "raw" else f"harmonized:\n{name}", [*per_site.values(), show.truth])
+        for name, per_site in show.images.items()
     ]
-    figure = montage_figure(rows, [*sites, "ground truth"], brain)
+    figure = montage_figure(rows, [*show.sites, "ground truth"], show.brain)
     path = save_png(figure, inputs.out_dir / "montage.png")
     caption = (
-        f"The same person ({html.escape(subject.name)}) scanned at every hospital. Top row: the "
-        "scans as acquired; each lower row: the same scans after harmonization. The last "
-        "column is the true anatomy in the reference contrast. <b>Better:</b> a harmonized "
+        f"The same person ({html.escape(show.subject.name)}) scanned at every hospital. Top "
+        "row: the scans as acquired; each lower row: the same scans after harmonization. The "
+        "last column is the true anatomy in the reference contrast. <b>Better:</b> a harmonized "
         "row whose panels look alike and look like the ground truth, with the same edges and "
         "no new structures. Each panel is windowed on its own brain, so brightness differences "
         "are hidden and contrast, shading, blur and noise are what you compare."
@@ -108,14 +121,12 @@ def montage_section(
     return figure_block(path, "montage of one subject at every site", caption)
 
 
-def histogram_section(inputs: ReportInputs, images: Mapping[str, Mapping[str, np.ndarray]]) -> str:
-    subject = first_subject(inputs.benchmark)
-    brain = load_volume(subject / "brain_mask.nii.gz").data > 0.5
+def histogram_section(inputs: ReportInputs, show: Showcase) -> str:
     panels = [
         ("before (raw scans)" if name == "raw" else f"after: {name}", per_site)
-        for name, per_site in images.items()
+        for name, per_site in show.images.items()
     ]
-    path = save_png(histogram_figure(panels, brain), inputs.out_dir / "histograms.png")
+    path = save_png(histogram_figure(panels, show.brain), inputs.out_dir / "histograms.png")
     caption = (
         "Brain intensity histograms of the same person, one line per hospital. The peaks are "
         "CSF (left), grey matter and white matter (right). <b>Better:</b> the lines of the "
@@ -180,14 +191,15 @@ def summary_section(inputs: ReportInputs) -> str:
     lines = []
     if models:
         main = models[0]
-        provenance = load_artifact(inputs.model_dirs[main]).metadata.provenance
+        metadata = load_artifact(inputs.model_dirs[main]).metadata
+        provenance = metadata.provenance
         lines.append(
             f"<p>Main model: <b>{html.escape(main)}</b>, trained in {provenance.mode} mode over "
             f"{len(provenance.sites)} site(s) ({html.escape(', '.join(provenance.sites))}); "
             f"reference contrast from {html.escape(', '.join(provenance.reference_sites))}; "
             f"{provenance.rounds} round(s); created {html.escape(provenance.created)}.</p>"
         )
-        lines.append(target_policy(load_artifact(inputs.model_dirs[main]).metadata))
+        lines.append(target_policy(metadata))
         if classical:
             lines.append(verdict(table, main, classical))
     subjects = sorted(p.name for p in (inputs.benchmark / "test").iterdir() if p.is_dir())
@@ -301,14 +313,11 @@ def build_report(inputs: ReportInputs) -> Path:
     """Write every figure and ``report.html`` into ``inputs.out_dir``; return the HTML path."""
     out = Path(inputs.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from simulations.evaluation import site_names
-
-    sites = site_names(inputs.benchmark)
-    images = subject_images(inputs, sites)
+    show = load_showcase(inputs)
     body = {
         "summary": ("Summary", summary_section(inputs)),
-        "montage": ("One person at every hospital", montage_section(inputs, sites, images)),
-        "histograms": ("Intensity histograms before and after", histogram_section(inputs, images)),
+        "montage": ("One person at every hospital", montage_section(inputs, show)),
+        "histograms": ("Intensity histograms before and after", histogram_section(inputs, show)),
         "metrics": (
             "Every method side by side",
             "<p>Each row is one question; the best method per row is starred. Headline rows "
