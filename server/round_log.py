@@ -7,6 +7,8 @@ from pathlib import Path
 
 from flwr.app import Message
 
+from common.site_training import AGGREGATION_WEIGHT
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -34,7 +36,7 @@ class RoundLog:
         weights = {site: m.get("num-examples", 1.0) for site, m in per_site.items()}
         total = sum(weights.values()) or 1.0
         keys = sorted(
-            {k for m in per_site.values() for k in m} - {"num-examples", "aggregation-weight"}
+            {k for m in per_site.values() for k in m} - {"num-examples", AGGREGATION_WEIGHT}
         )
         aggregate = {
             k: sum(m.get(k, 0.0) * weights[s] for s, m in per_site.items()) / total for k in keys

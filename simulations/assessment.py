@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.artifact import read_metadata
 from common.errors import InputError
 from server.round_log import METRICS_FILE
 from simulations.evaluation import evaluate_benchmark, format_table, site_names
@@ -36,9 +37,8 @@ def assess(
     baselines: bool = True,
 ) -> Assessment:
     """Score ``models`` (the first is the main one) and write the report into ``out_dir``."""
-    for name, model in models.items():
-        if not (Path(model) / "harmonizer.json").exists():
-            raise InputError(f"{model}: no harmonizer.json here, so {name!r} is not a model folder")
+    for model in models.values():
+        read_metadata(model)  # a wrong folder fails here, before any scan is harmonized
     if not (Path(benchmark) / "test").is_dir():
         raise InputError(f"{benchmark}: no test/ folder of traveling subjects (see phantoms)")
     out_dir = Path(out_dir)

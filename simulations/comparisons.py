@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.local_training import train_local
-from common.artifact import load_artifact
+from common.artifact import read_metadata
 from common.configs.settings import HarmonizerSettings
 from common.sites import discover_sites
 
@@ -60,9 +60,9 @@ def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
     )
     models["centralized"] = centralized / "model"
     if plan.local_only is not None:
-        federated = load_artifact(plan.run_dir / "model").metadata
+        federated = read_metadata(plan.run_dir / "model")
         total_cases = sum(len(site.reference_files) for site in sites)
-        chosen = discover_sites(plan.sites_root, plan.local_only) if plan.local_only else sites
+        chosen = [s for s in sites if not plan.local_only or s.name in plan.local_only]
         for site in chosen:
             folder = plan.run_dir / COMPARE_DIR / f"local-{site.name}"
             share = total_cases / len(site.reference_files)

@@ -9,15 +9,14 @@ shows and which direction is better.
 import base64
 import html
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from common.artifact import ArtifactMetadata, load_artifact
+from common.artifact import ArtifactMetadata, read_metadata
+from common.atomic import write_atomically
 from common.nifti import load_volume
 from server.round_log import read_round_log
 from simulations.baselines import BASELINES
@@ -191,7 +190,7 @@ def summary_section(inputs: ReportInputs) -> str:
     lines = []
     if models:
         main = models[0]
-        metadata = load_artifact(inputs.model_dirs[main]).metadata
+        metadata = read_metadata(inputs.model_dirs[main])
         provenance = metadata.provenance
         lines.append(
             f"<p>Main model: <b>{html.escape(main)}</b>, trained in {provenance.mode} mode over "
@@ -337,17 +336,6 @@ def build_report(inputs: ReportInputs) -> Path:
         "<h1>fedharmonize: harmonization report</h1>\n"
         f"{sections}\n</body></html>\n"
     )
-    return write_text_atomically(out / REPORT_FILE, document)
-
-
-def write_text_atomically(path: Path, text: str) -> Path:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is meant to be shared
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return write_atomically(
+        out / REPORT_FILE, lambda temporary: Path(temporary).write_text(document, encoding="utf-8")
+    )

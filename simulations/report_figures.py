@@ -5,8 +5,6 @@ Figure or None when its data is absent (an evaluation without a federated run
 has no training curves), so the report can say so instead of failing.
 """
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from common.atomic import write_atomically
 from common.metrics import HISTOGRAM_BINS, HISTOGRAM_RANGE, normalized_histogram
 
 PANEL_INCHES = 2.3
@@ -29,18 +28,7 @@ def new_figure(width: float, height: float) -> Figure:
 
 def save_png(figure: Figure, path: Path) -> Path:
     """Write atomically, so a report folder never holds a half-written picture."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png.part")
-    os.close(handle)
-    os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is meant to be shared
-    try:
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
 
 
 def axial_level(brain: np.ndarray) -> int:

@@ -76,9 +76,9 @@ def parse_compare(values: list[str]) -> dict[str, Path]:
 
 def model_name(model_dir: Path) -> str:
     """Call the main model by how it was trained: federated, centralized or local."""
-    from common.artifact import load_artifact
+    from common.artifact import read_metadata
 
-    return load_artifact(model_dir).metadata.provenance.mode
+    return read_metadata(model_dir).provenance.mode
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,11 +2,12 @@
 
 import argparse
 from pathlib import Path
+from typing import get_args
 
-from common.configs.federation import FederationConfig
+from common.configs.federation import FederationConfig, Strategy
 from common.configs.settings import read_settings_text
 
-STRATEGY_NAMES = ["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum"]
+STRATEGY_NAMES = list(get_args(Strategy))
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:

@@ -5,8 +5,6 @@ percentile), because gains are arbitrary; what differs between panels is then
 contrast, shading, sharpness and noise, while the anatomy stays the same.
 """
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,8 @@ import nibabel as nib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from common.atomic import write_atomically
 
 MAX_COLUMNS = 6
 PANEL_INCHES = 2.8
@@ -74,13 +74,7 @@ def write_preview(out: Path, manifest: Mapping[str, Any]) -> Path:
         fontsize=9,
     )
     figure.tight_layout()
-    path = out / "preview.png"
-    handle, temp_name = tempfile.mkstemp(prefix=".preview.", suffix=".png", dir=out)
-    os.close(handle)
-    try:
-        figure.savefig(temp_name, format="png", metadata={"Software": None})
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(
+        out / "preview.png",
+        lambda temporary: figure.savefig(temporary, format="png", metadata={"Software": None}),
+    )
