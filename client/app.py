@@ -13,12 +13,13 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
 from client.node import SiteNode, parse_run_config, resolve_node
+from client.optimizer_store import load_site_optimizer, optimizer_path, save_site_optimizer
 from client.privacy import ARRAYS, METRICS, PROFILE, SITE, absolute_round, make_privacy_mod
 from common.artifact import store_received_artifact
 from common.configs.federation import FederationConfig
 from common.configs.settings import HarmonizerSettings
 from common.device import resolve_device
-from common.model import parameter_shapes
+from common.model import parameter_shapes, trainable_shapes
 from common.profile import ReferenceProfile
 from common.site_training import (
     AGGREGATION_WEIGHT,
@@ -26,10 +27,12 @@ from common.site_training import (
     evaluate_slices,
     load_site_cases,
     local_profile,
+    model_from_state,
     shapes_reference,
     site_slices,
     train_round,
 )
+from common.training import pseudo_targets
 
 
 def _edge(context: Context) -> tuple[FederationConfig, SiteNode, HarmonizerSettings]:
@@ -63,6 +66,16 @@ def send_profile(message: Message, context: Context) -> Message:
     return Message(content=content, reply_to=message)
 
 
+def pseudo_round(settings: HarmonizerSettings, reference: bool, server_round: int) -> bool:
+    """Whether a site trains on the global model's harmonization of its own cases.
+
+    Only non-reference sites, and only from round 2: the global model of round 1
+    is untrained.
+    """
+    pseudo = settings.training.non_reference_targets == "pseudo"
+    return pseudo and not reference and server_round > 1
+
+
 def train(message: Message, context: Context) -> Message:
     run, node, settings = _edge(context)
     config = message.content["config"]
@@ -73,15 +86,26 @@ def train(message: Message, context: Context) -> Message:
     slices = site_slices(
         node.data_path, settings, profile, "training", node.cache_dir, detail=detail
     )
+    received = message.content[ARRAYS].to_torch_state_dict()
+    device = resolve_device(run.device)
+    if pseudo_round(settings, detail, absolute_round(config)):
+        model = model_from_state(received, settings)
+        slices = pseudo_targets(model, slices, device, settings.training.batch_size)
+    kept = optimizer_path(node.cache_dir, context.run_id)
+    keep = settings.training.keep_optimizer_state
+    moments = load_site_optimizer(kept, trainable_shapes(settings.model)) if keep else None
     state, result = train_round(
-        message.content[ARRAYS].to_torch_state_dict(),
+        received,
         slices,
         profile,
         settings,
-        device=resolve_device(run.device),
+        device=device,
         key=(_site_key(node.name), absolute_round(config)),
         proximal_mu=float(config.get("proximal-mu", 0.0)),
+        optimizer_state=moments,
     )
+    if keep and result.optimizer_state is not None:
+        save_site_optimizer(kept, result.optimizer_state)
     content = RecordDict(
         {
             ARRAYS: ArrayRecord(state),

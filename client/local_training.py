@@ -18,7 +18,13 @@ from common.errors import InputError
 from common.model import build_model
 from common.profile import ReferenceProfile, merge_profiles
 from common.sites import SiteFolder
-from common.targets import ReferenceCase, load_reference_cases, site_profile, training_targets
+from common.targets import (
+    ReferenceCase,
+    held_out_count,
+    load_reference_cases,
+    site_profile,
+    training_targets,
+)
 from common.training import TrainingResult, collect_slices, train_harmonizer
 
 logger = logging.getLogger(__name__)
@@ -69,6 +75,7 @@ def train_local(
     profile: ReferenceProfile | None = None,
     cache_root: Path | None = None,
     label: str = "train-local",
+    federated_split: bool = False,
 ) -> LocalTrainingOutcome:
     """Pool the sites' reference cases, train, and write ``run_dir/model``.
 
@@ -76,6 +83,9 @@ def train_local(
     images) replaces the one fitted here, so a site without reference-protocol
     scans can still train alone: the local-only comparison of a federated run.
     ``cache_root/<site>`` holds prepared (bias-corrected) cases between runs.
+    ``federated_split``: train only on the cases a federated run trains on (each
+    site's held-out case kept back, see :func:`held_out_count`), so a comparison
+    model sees the same data as the federation; the profile still uses them all.
     """
     from common.device import resolve_device
 
@@ -99,6 +109,12 @@ def train_local(
     }
     if profile is None:
         profile = consortium_profile(cases_by_site, references, settings, modality)
+    if federated_split:
+        minimum = settings.profile.min_cases
+        cases_by_site = {
+            name: cases[: len(cases) - held_out_count(len(cases), minimum)]
+            for name, cases in cases_by_site.items()
+        }
     cases = [case for name in cases_by_site for case in cases_by_site[name]]
     targets = training_targets(cases, profile, settings.profile)
     detail = [name in references for name in cases_by_site for _ in cases_by_site[name]]

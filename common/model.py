@@ -115,3 +115,9 @@ def parameter_shapes(config: UNetConfig) -> MappingProxyType:
     """Name -> shape of every tensor in the model's state dict (read-only, built once)."""
     state = build_model(config, seed=0).state_dict()
     return MappingProxyType({name: tuple(t.shape) for name, t in state.items()})
+
+
+@lru_cache(maxsize=8)
+def trainable_shapes(config: UNetConfig) -> tuple[tuple[int, ...], ...]:
+    """Shapes of the trainable parameters in optimizer order (built once)."""
+    return tuple(tuple(p.shape) for p in build_model(config, seed=0).parameters())

@@ -21,7 +21,13 @@ from common.input_mapping import map_slices, slice_landmarks
 from common.model import build_model
 from common.profile import ReferenceProfile
 from common.sites import SiteFolder, read_site
-from common.targets import ReferenceCase, load_reference_cases, site_profile, training_targets
+from common.targets import (
+    ReferenceCase,
+    held_out_count,
+    load_reference_cases,
+    site_profile,
+    training_targets,
+)
 from common.training import (
     SliceSet,
     TrainingResult,
@@ -57,8 +63,8 @@ def _load_site_cached(data_path: str, settings_json: str, cache_dir: str) -> Sit
             cache_dir=Path(cache_dir) if cache_dir else None,
         )
     )
-    held_out = cases[-1:] if len(cases) > settings.profile.min_cases else ()
-    training = cases[: len(cases) - len(held_out)]
+    kept_back = held_out_count(len(cases), settings.profile.min_cases)
+    training, held_out = cases[: len(cases) - kept_back], cases[len(cases) - kept_back :]
     logger.info("%s: %d training and %d held-out cases", site.name, len(training), len(held_out))
     return SiteCases(site=site, training=training, held_out=held_out)
 
@@ -157,8 +163,12 @@ def train_round(
     device: torch.device,
     key: Sequence[int],
     proximal_mu: float = 0.0,
+    optimizer_state: dict | None = None,
 ) -> tuple[dict[str, torch.Tensor], TrainingResult]:
-    """Train local epochs from the received weights; returns new weights (CPU) and stats."""
+    """Train local epochs from the received weights; returns new weights (CPU) and stats.
+
+    ``optimizer_state``: the moments this site kept from its previous round, if any.
+    """
     model = model_from_state(state, settings)
     result = train_harmonizer(
         model,
@@ -170,6 +180,7 @@ def train_round(
         key=key,
         proximal_mu=proximal_mu,
         progress=False,
+        optimizer_state=optimizer_state,
     )
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}, result
 

@@ -121,3 +121,14 @@ def training_targets(
 ) -> list[np.ndarray]:
     """Every case mapped onto ``profile`` (profile units, float32)."""
     return [map_to_profile(case.data, case.mask, profile, config) for case in cases]
+
+
+def held_out_count(num_cases: int, min_cases: int) -> int:
+    """How many of a site's cases a federated run keeps back for its held-out loss.
+
+    One, when the site has more than ``min_cases`` (so the profile, which needs
+    ``min_cases``, never loses a case it depends on); otherwise none. The last
+    case in file order is the one kept back. Comparison models use the same
+    split so that they train on exactly the cases the federation trained on.
+    """
+    return 1 if num_cases > min_cases else 0

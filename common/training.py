@@ -8,6 +8,7 @@ generator derived from the run seed and a caller-given key (site, round), so a
 run replays exactly on the CPU.
 """
 
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class TrainingResult:
     epoch_losses: list[float] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
     num_examples: int = 0
+    optimizer_state: dict | None = None
 
     @property
     def final_loss(self) -> float:
@@ -157,6 +159,31 @@ def split_loss(
     return share * full + (1 - share) * coarse
 
 
+@torch.inference_mode()
+def pseudo_targets(
+    model: torch.nn.Module, slices: SliceSet, device: torch.device, batch_size: int = 32
+) -> SliceSet:
+    """Non-reference slices' targets replaced by ``model``'s harmonization of them.
+
+    A non-reference site's own scan carries its scanner's noise and blur; the
+    current model, taught fine detail by the reference sites, gives a cleaner
+    version of the same anatomy. Those outputs then teach everything, detail
+    included (progressive pseudo-targets, issue 6). Reference slices keep their
+    own targets, which anchor the contrast. The model is left in eval mode.
+    """
+    if slices.detail is None or bool(slices.detail.all()):
+        return slices
+    rows = torch.nonzero(~slices.detail).flatten()
+    model.to(device).eval()
+    targets = slices.targets.clone()
+    for start in range(0, len(rows), batch_size):
+        chosen = rows[start : start + batch_size]
+        batch = slices.targets[chosen].to(device)
+        output = model(batch[:, None])[:, 0].clamp_min(0).cpu()
+        targets[chosen] = output * slices.masks[chosen]
+    return SliceSet(targets=targets, masks=slices.masks, detail=None)
+
+
 def proximal_term(
     model: torch.nn.Module, anchor: Sequence[torch.Tensor], mu: float
 ) -> torch.Tensor:
@@ -171,12 +198,22 @@ def training_generator(seed: int, key: Sequence[int]) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def detail_of(slices: SliceSet, index: torch.Tensor) -> torch.Tensor | None:
-    """The batch's detail flags, or None when every slice teaches detail."""
+def detail_of(slices: SliceSet, index: torch.Tensor | None) -> torch.Tensor | None:
+    """The batch's (or, with ``index`` None, every slice's) detail flags; None when all teach."""
     if slices.detail is None:
         return None
-    flags = slices.detail[index]
+    flags = slices.detail if index is None else slices.detail[index]
     return None if bool(flags.all()) else flags
+
+
+def target_landmarks_of(slices: SliceSet, percentiles: Sequence[float]) -> torch.Tensor:
+    """Landmarks of every target slice, measured in chunks."""
+    return torch.cat(
+        [
+            slice_landmarks(slices.targets[i : i + 256], slices.masks[i : i + 256], percentiles)
+            for i in range(0, len(slices), 256)
+        ]
+    )
 
 
 def batch_loss(
@@ -202,6 +239,16 @@ def batch_loss(
     )
 
 
+def resume_optimizer(
+    optimizer: torch.optim.Optimizer, state: dict, training: TrainingConfig
+) -> None:
+    """Load saved moments into ``optimizer``; the learning rate and decay stay as configured."""
+    optimizer.load_state_dict(copy.deepcopy(state))  # the caller's copy stays as it was
+    for group in optimizer.param_groups:
+        group["lr"] = training.learning_rate
+        group["weight_decay"] = training.weight_decay
+
+
 def train_harmonizer(
     model: torch.nn.Module,
     slices: SliceSet,
@@ -214,8 +261,13 @@ def train_harmonizer(
     proximal_mu: float = 0.0,
     progress: bool = True,
     description: str = "training",
+    optimizer_state: dict | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place for ``training.epochs`` passes over ``slices``.
+
+    ``optimizer_state`` (an earlier result's ``optimizer_state``) resumes AdamW's
+    moment estimates instead of starting them at zero; a federated site passes
+    the one it kept on its own disk from the previous round.
 
     ``percentiles`` are the reference profile's landmark percentiles: each altered
     slice is landmark-mapped onto its target's landmarks before the network sees
@@ -232,14 +284,16 @@ def train_harmonizer(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
     )
+    if optimizer_state is not None:
+        resume_optimizer(optimizer, optimizer_state, training)
     batches_per_epoch = -(-len(slices) // training.batch_size)
-    # The targets never change, so their landmarks are measured once, not every epoch.
-    target_landmarks = torch.cat(
-        [
-            slice_landmarks(slices.targets[i : i + 256], slices.masks[i : i + 256], percentiles)
-            for i in range(0, len(slices), 256)
-        ]
-    )
+    # Targets change only when pseudo-targets are refreshed, so landmarks are measured then.
+    current = slices
+    target_landmarks = target_landmarks_of(current, percentiles)
+    # Refreshed only in pooled training, where reference slices anchor the model; a
+    # federated site gets its pseudo-targets from the global model instead.
+    flags = detail_of(slices, None)
+    refresh = training.non_reference_targets == "pseudo" and flags is not None and bool(flags.any())
     result = TrainingResult()
     bar = tqdm(
         total=training.epochs * batches_per_epoch,
@@ -249,13 +303,17 @@ def train_harmonizer(
         leave=False,
     )
     with bar:
-        for _ in range(training.epochs):
+        for epoch in range(training.epochs):
+            if refresh and epoch > 0:  # pooled training: the model so far makes the targets
+                current = pseudo_targets(model, slices, device, training.batch_size)
+                target_landmarks = target_landmarks_of(current, percentiles)
+                model.train()
             order = torch.randperm(len(slices), generator=generator)
             epoch_loss, seen = 0.0, 0
             for start in range(0, len(slices), training.batch_size):
                 index = order[start : start + training.batch_size]
-                target = slices.targets[index].to(device)
-                mask = slices.masks[index].to(device)
+                target = current.targets[index].to(device)
+                mask = current.masks[index].to(device)
                 altered, _ = augmenter(target, generator)
                 network_input = map_slices(
                     altered,
@@ -263,7 +321,7 @@ def train_harmonizer(
                     target_landmarks[index].to(device),
                 )
                 prediction = model(network_input[:, None])[:, 0]
-                loss = batch_loss(prediction, target, mask, detail_of(slices, index), training)
+                loss = batch_loss(prediction, target, mask, detail_of(current, index), training)
                 if anchor:
                     loss = loss + proximal_term(model, anchor, proximal_mu)
                 optimizer.zero_grad(set_to_none=True)
@@ -279,4 +337,5 @@ def train_harmonizer(
             result.num_examples += seen
             logger.debug("%s: epoch loss %.5f", description, result.epoch_losses[-1])
     model.eval()
+    result.optimizer_state = copy.deepcopy(optimizer.state_dict())  # not the live tensors
     return result

@@ -8,9 +8,13 @@
 Budget: the same total training as the federation, counted in slice passes.
 R rounds of E local epochs over all sites become R x E epochs of the pooled
 data for the centralized model; a local-only model gets the same number of
-slice passes on its own data, so R x E x (all cases / its cases) epochs (sites'
-cases have about the same number of slices). A local-only model of the
+slice passes on its own data, so R x E x (all training cases / its training
+cases) epochs (sites' cases have about the same number of slices). A local-only model of the
 reference site is then "the reference site alone, with the same budget".
+
+Data: every comparison model trains on exactly the cases the federation trained
+on; the case each site keeps back for the federation's held-out loss is kept
+back here too (see ``common.targets.held_out_count``).
 """
 
 import logging
@@ -20,7 +24,8 @@ from pathlib import Path
 from client.local_training import train_local
 from common.artifact import read_metadata
 from common.configs.settings import HarmonizerSettings
-from common.sites import discover_sites
+from common.sites import SiteFolder, discover_sites
+from common.targets import held_out_count
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +41,12 @@ class ComparisonPlan:
     reference_sites: tuple[str, ...] = ()
     local_only: tuple[str, ...] | None = None  # sites trained alone; () = every site
     device: str = "auto"
+
+
+def training_cases(site: SiteFolder, settings: HarmonizerSettings) -> int:
+    """How many of the site's cases the federation trains on."""
+    count = len(site.reference_files)
+    return count - held_out_count(count, settings.profile.min_cases)
 
 
 def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
@@ -57,15 +68,16 @@ def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
         device_name=plan.device,
         cache_root=cache_root,
         label="centralized",
+        federated_split=True,
     )
     models["centralized"] = centralized / "model"
     if plan.local_only is not None:
         federated = read_metadata(plan.run_dir / "model")
-        total_cases = sum(len(site.reference_files) for site in sites)
+        total_cases = sum(training_cases(site, settings) for site in sites)
         chosen = [s for s in sites if not plan.local_only or s.name in plan.local_only]
         for site in chosen:
             folder = plan.run_dir / COMPARE_DIR / f"local-{site.name}"
-            share = total_cases / len(site.reference_files)
+            share = total_cases / training_cases(site, settings)
             epochs = max(1, round(plan.epochs * share))
             logger.info("local-only comparison at %s: %d epochs", site.name, epochs)
             train_local(
@@ -77,6 +89,7 @@ def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
                 profile=federated.reference_profile,
                 cache_root=cache_root,
                 label=f"local {site.name}",
+                federated_split=True,
             )
             models[f"local {site.name}"] = folder / "model"
     return models

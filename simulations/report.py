@@ -223,14 +223,26 @@ def target_policy(metadata: ArtifactMetadata) -> str:
             f"(their loss compared images blurred by {training.get('coarse_sigma')} px), with "
             f"influence {training.get('non_reference_weight', 1.0)}"
         )
+    elif mode == "pseudo":
+        sites = (
+            "sites outside the reference contrast taught contrast, shading and anatomy in the "
+            "first round; from the second round, the global model's harmonization of their own "
+            "cases became their targets (progressive pseudo-targets), anchored by the reference "
+            f"sites; influence {training.get('non_reference_weight', 1.0)}"
+        )
     else:
         sites = "every site's targets taught everything, fine texture included"
+    optimizer = (
+        "kept on each site's disk between rounds"
+        if training.get("keep_optimizer_state", False)
+        else "restarted every round"
+    )
     correction = profile.get("bias_correction", "none")
     spectrum = "on" if profile.get("match_sharpness") else "off"
     return (
         f"<p>Training targets: {html.escape(sites)}; bias correction of targets and of "
         f"inputs: {html.escape(str(correction))}; k-space spectrum matching of targets: "
-        f"{spectrum}.</p>"
+        f"{spectrum}; site optimizer state: {optimizer}.</p>"
     )
 
 

@@ -20,11 +20,13 @@ class TrainingConfig(BaseModel):
     min_slice_foreground: float = Field(
         default=0.05, ge=0.0, lt=1.0, description="skip axial slices with less foreground"
     )
-    non_reference_targets: Literal["full", "coarse"] = Field(
-        default="coarse",
+    non_reference_targets: Literal["full", "coarse", "pseudo"] = Field(
+        default="pseudo",
         description="what cases of sites outside the reference contrast teach: 'full' = "
         "everything, like reference cases; 'coarse' = contrast, shading and anatomy only "
-        "(loss on blurred images), so their scanner's noise and blur are not learned",
+        "(loss on blurred images), so their scanner's noise and blur are not learned; "
+        "'pseudo' = 'coarse' in the first round (pooled: epoch), then the current model's "
+        "harmonization of the site's own cases, which teaches fine detail too",
     )
     coarse_sigma: float = Field(
         default=2.0, gt=0.0, le=8.0, description="blur (pixels) of the 'coarse' loss"
@@ -35,6 +37,11 @@ class TrainingConfig(BaseModel):
         le=1.0,
         description="how much a non-reference site counts against a reference site: "
         "the weight of its slices in pooled training, of its update in the federation",
+    )
+    keep_optimizer_state: bool = Field(
+        default=True,
+        description="federation: each site keeps its optimizer's moment estimates on its own "
+        "disk between rounds (they never leave the site); false restarts them every round",
     )
     seed: int = Field(default=0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

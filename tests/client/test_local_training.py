@@ -94,3 +94,31 @@ def test_training_is_replayable_on_cpu(sites_root, tmp_path):
 
     assert first.result.step_losses == second.result.step_losses
     assert first.metadata.weights_sha256 == second.metadata.weights_sha256
+
+
+def test_a_comparison_model_trains_on_the_federations_cases_only(sites_root, tmp_path):
+    from client.local_training import train_local
+
+    settings = TINY.model_copy(
+        update={"training": TrainingConfig(epochs=1, batch_size=8), "profile": TINY.profile}
+    ).with_overrides("profile", min_cases=2, bias_correction="none")
+    sites = discover_sites(sites_root)
+    everything = train_local(sites, tmp_path / "all", settings, device_name="cpu", progress=False)
+    same_cases = train_local(
+        sites,
+        tmp_path / "split",
+        settings,
+        device_name="cpu",
+        progress=False,
+        federated_split=True,
+    )
+
+    logs = {
+        name: json.loads((tmp_path / name / "training.json").read_text())
+        for name in ("all", "split")
+    }
+    assert logs["all"]["num_cases"] == 6
+    assert logs["split"]["num_cases"] == 4  # each site's last case is the federation's held-out
+    assert same_cases.num_slices < everything.num_slices
+    # the profile still comes from every case, as the federation's does
+    assert same_cases.metadata.reference_profile == everything.metadata.reference_profile

@@ -3,9 +3,10 @@
 import os
 
 import numpy as np
+import pytest
 
 from common.configs.profile import ProfileConfig
-from common.targets import load_reference_cases
+from common.targets import held_out_count, load_reference_cases
 from tests.conftest import synthetic_head
 
 CONFIG = ProfileConfig(bias_correction="none")
@@ -40,3 +41,12 @@ def test_a_changed_file_or_setting_is_prepared_again(sites_root, tmp_path, write
 
     assert len(list(cache.iterdir())) == 3
     assert changed[0].data.max() > 2.0
+
+
+@pytest.mark.parametrize(
+    ("cases", "min_cases", "kept_back"), [(4, 3, 1), (3, 3, 0), (2, 1, 1), (1, 1, 0)]
+)
+def test_a_site_keeps_one_case_back_only_when_its_profile_can_spare_it(
+    cases: int, min_cases: int, kept_back: int
+) -> None:
+    assert held_out_count(cases, min_cases) == kept_back

@@ -9,6 +9,8 @@ from common.training import (
     collect_slices,
     gaussian_lowpass,
     harmonization_loss,
+    pseudo_targets,
+    resume_optimizer,
     split_loss,
 )
 from tests.conftest import synthetic_head
@@ -95,3 +97,100 @@ def test_slices_carry_the_flag_of_their_volume():
     assert flagged.detail[:first].all() and not flagged.detail[first:].any()
     assert len(flagged) == len(unflagged)
     assert np.array_equal(flagged.targets.numpy(), unflagged.targets.numpy())
+
+
+def test_resumed_optimizer_keeps_its_moments_and_the_configured_learning_rate():
+    first = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.AdamW(first.parameters(), lr=0.5)
+    for _ in range(3):
+        first(torch.ones(2, 3)).sum().backward()
+        optimizer.step()
+    saved = optimizer.state_dict()
+
+    second = torch.optim.AdamW(torch.nn.Linear(3, 1).parameters(), lr=1e-3)
+    training = TrainingConfig(learning_rate=2e-4, weight_decay=0.01)
+    resume_optimizer(second, saved, training)
+
+    assert float(second.state_dict()["state"][0]["step"]) == 3.0
+    assert torch.equal(second.state_dict()["state"][0]["exp_avg"], saved["state"][0]["exp_avg"])
+    assert [g["lr"] for g in second.param_groups] == [2e-4]
+    assert [g["weight_decay"] for g in second.param_groups] == [0.01]
+
+
+def test_training_from_a_kept_state_continues_adams_step_count():
+    from common.configs.augmentation import AugmentationConfig
+    from common.configs.model import UNetConfig
+    from common.model import build_model
+    from common.training import train_harmonizer
+
+    volume = synthetic_head(shape=(32, 32, 6), seed=3).astype(np.float32)
+    slices = collect_slices([volume / volume.max()], [volume > 0.05 * volume.max()], 0.05)
+    training = TrainingConfig(epochs=1, batch_size=len(slices))
+    model = build_model(UNetConfig(base_channels=8, depth=2), seed=0)
+    options = {"percentiles": (1.0, 50.0, 99.0), "device": torch.device("cpu"), "progress": False}
+
+    first = train_harmonizer(model, slices, training, AugmentationConfig(), **options)
+    second = train_harmonizer(
+        model,
+        slices,
+        training,
+        AugmentationConfig(),
+        optimizer_state=first.optimizer_state,
+        **options,
+    )
+
+    assert float(first.optimizer_state["state"][0]["step"]) == 1.0
+    assert float(second.optimizer_state["state"][0]["step"]) == 2.0
+
+
+class Doubler(torch.nn.Module):
+    """A stand-in 'model' whose output is known: twice the input, minus a constant."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x - 0.5
+
+
+def test_pseudo_targets_replace_only_non_reference_rows_with_the_models_output():
+    targets = smooth_batch(rows=4)
+    mask = targets > 0.1
+    detail = torch.tensor([True, False, True, False])
+    slices = collect_slices_from(targets, mask, detail)
+
+    pseudo = pseudo_targets(Doubler(), slices, torch.device("cpu"), batch_size=1)
+
+    assert torch.equal(pseudo.targets[detail], targets[detail])
+    expected = ((2 * targets - 0.5).clamp_min(0) * mask)[~detail]
+    assert torch.allclose(pseudo.targets[~detail], expected)
+    assert pseudo.detail is None  # pseudo-targets teach detail too
+    every_row_reference = collect_slices_from(targets, mask, torch.ones(4, dtype=torch.bool))
+    assert pseudo_targets(Doubler(), every_row_reference, torch.device("cpu")) is (
+        every_row_reference
+    )
+
+
+def collect_slices_from(targets: torch.Tensor, mask: torch.Tensor, detail: torch.Tensor):
+    from common.training import SliceSet
+
+    return SliceSet(targets=targets, masks=mask, detail=detail)
+
+
+def test_pooled_pseudo_training_matches_coarse_in_epoch_one_then_departs():
+    from common.configs.augmentation import AugmentationConfig
+    from common.configs.model import UNetConfig
+    from common.model import build_model
+    from common.training import train_harmonizer
+
+    volumes = [synthetic_head(shape=(32, 32, 6), seed=s).astype(np.float32) for s in (1, 2)]
+    volumes = [v / v.max() for v in volumes]
+    slices = collect_slices(volumes, [v > 0.05 for v in volumes], 0.05, detail=[True, False])
+    options = {"percentiles": (1.0, 50.0, 99.0), "device": torch.device("cpu"), "progress": False}
+    losses = {}
+    for mode in ("coarse", "pseudo"):
+        training = TrainingConfig(epochs=2, batch_size=8, non_reference_targets=mode)
+        model = build_model(UNetConfig(base_channels=8, depth=2), seed=0)
+        losses[mode] = train_harmonizer(
+            model, slices, training, AugmentationConfig(), **options
+        ).epoch_losses
+
+    assert losses["pseudo"][0] == losses["coarse"][0]
+    assert losses["pseudo"][1] != losses["coarse"][1]

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -70,6 +71,17 @@ def test_the_run_ends_in_a_report_of_every_model_against_the_baselines(finished_
         assert f'<section id="{section}">' in page
     assert page.count("data:image/png;base64,") == 4
     assert "No federated round log" not in page and "No site ledgers" not in page
+
+
+def test_every_site_keeps_its_optimizer_state_on_its_own_disk_only(finished_run):
+    sites = sorted(p.stem for p in (finished_run / "ledger").glob("*.jsonl"))
+    assert sites == ["site-a", "site-b", "site-c"]
+    for site in sites:
+        kept = list((finished_run / "cache" / site).glob("optimizer-run-*.pt"))
+        assert len(kept) == 1, site  # one file, this run's, rewritten each round
+        assert stat.S_IMODE(kept[0].stat().st_mode) == 0o600
+        ledger = (finished_run / "ledger" / f"{site}.jsonl").read_text()
+        assert "exp_avg" not in ledger and "optimizer" not in ledger
 
 
 def test_simulation_writes_the_model_and_every_site_stores_it(finished_run):

@@ -126,20 +126,30 @@ def test_tied_best_values_are_all_starred() -> None:
     assert text.count("&#9733;") == 2
 
 
-def test_the_target_policy_is_stated_in_plain_words():
+def _policy_text(**training: object) -> str:
     from common.configs.settings import HarmonizerSettings
     from simulations.report import target_policy
 
-    settings = json.loads(HarmonizerSettings().model_dump_json())
+    chosen = HarmonizerSettings().with_overrides("training", **training)
     provenance = Provenance(
-        mode="federated", sites=("a", "b"), reference_sites=("a",), rounds=1, settings=settings
+        mode="federated",
+        sites=("a", "b"),
+        reference_sites=("a",),
+        rounds=1,
+        settings=json.loads(chosen.model_dump_json()),
     )
-    metadata = type("Metadata", (), {"provenance": provenance})()
+    return target_policy(type("Metadata", (), {"provenance": provenance})())
 
-    text = target_policy(metadata)
 
-    assert "contrast, shading and anatomy only" in text and "blurred by 2.0 px" in text
-    assert "bias correction of targets and of inputs: n4" in text
+def test_the_target_policy_is_stated_in_plain_words():
+    default = _policy_text()
+    coarse = _policy_text(non_reference_targets="coarse", keep_optimizer_state=False)
+
+    assert "progressive pseudo-targets" in default
+    assert "site optimizer state: kept on each site's disk" in default
+    assert "bias correction of targets and of inputs: n4" in default
+    assert "contrast, shading and anatomy only" in coarse and "blurred by 2.0 px" in coarse
+    assert "site optimizer state: restarted every round" in coarse
 
 
 def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
