@@ -104,7 +104,10 @@ def test_training_loss_decreases_and_every_round_is_logged_per_site(finished_run
 
     assert [e["round"] for e in log] == [1, 2]
     assert all(sorted(e["sites"]) == ["site-a", "site-b", "site-c"] for e in log)
-    assert log[-1]["aggregate"]["train-loss"] < log[0]["aggregate"]["train-loss-first-epoch"]
+    # the reference site's loss keeps one definition; the others switch from the coarse
+    # loss (round 1) to pseudo-targets (round 2 on), so their losses are not comparable
+    reference = [e["sites"]["site-a"] for e in log]
+    assert reference[-1]["train-loss"] < reference[0]["train-loss-first-epoch"]
     assert [c.round for c in verify_chain(finished_run)] == [1, 2]
 
 
