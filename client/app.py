@@ -27,12 +27,10 @@ from common.site_training import (
     evaluate_slices,
     load_site_cases,
     local_profile,
-    model_from_state,
     shapes_reference,
     site_slices,
     train_round,
 )
-from common.training import pseudo_targets
 
 
 def _edge(context: Context) -> tuple[FederationConfig, SiteNode, HarmonizerSettings]:
@@ -86,23 +84,19 @@ def train(message: Message, context: Context) -> Message:
     slices = site_slices(
         node.data_path, settings, profile, "training", node.cache_dir, detail=detail
     )
-    received = message.content[ARRAYS].to_torch_state_dict()
-    device = resolve_device(run.device)
-    if pseudo_round(settings, detail, absolute_round(config)):
-        model = model_from_state(received, settings)
-        slices = pseudo_targets(model, slices, device, settings.training.batch_size)
     kept = optimizer_path(node.cache_dir, context.run_id)
     keep = settings.training.keep_optimizer_state
     moments = load_site_optimizer(kept, trainable_shapes(settings.model)) if keep else None
     state, result = train_round(
-        received,
+        message.content[ARRAYS].to_torch_state_dict(),
         slices,
         profile,
         settings,
-        device=device,
+        device=resolve_device(run.device),
         key=(_site_key(node.name), absolute_round(config)),
         proximal_mu=float(config.get("proximal-mu", 0.0)),
         optimizer_state=moments,
+        pseudo=pseudo_round(settings, detail, absolute_round(config)),
     )
     if keep and result.optimizer_state is not None:
         save_site_optimizer(kept, result.optimizer_state)

@@ -33,6 +33,7 @@ from common.training import (
     TrainingResult,
     collect_slices,
     harmonization_loss,
+    pseudo_targets,
     train_harmonizer,
     training_generator,
 )
@@ -164,12 +165,17 @@ def train_round(
     key: Sequence[int],
     proximal_mu: float = 0.0,
     optimizer_state: dict | None = None,
+    pseudo: bool = False,
 ) -> tuple[dict[str, torch.Tensor], TrainingResult]:
     """Train local epochs from the received weights; returns new weights (CPU) and stats.
 
     ``optimizer_state``: the moments this site kept from its previous round, if any.
+    ``pseudo``: the received model first harmonizes the site's non-reference
+    slices, and its outputs are their targets (see ``pseudo_targets``).
     """
     model = model_from_state(state, settings)
+    if pseudo:
+        slices = pseudo_targets(model, slices, device, settings.training.batch_size)
     result = train_harmonizer(
         model,
         slices,

@@ -9,8 +9,8 @@ Budget: the same total training as the federation, counted in slice passes.
 R rounds of E local epochs over all sites become R x E epochs of the pooled
 data for the centralized model; a local-only model gets the same number of
 slice passes on its own data, so R x E x (all training cases / its training
-cases) epochs (sites' cases have about the same number of slices). A local-only model of the
-reference site is then "the reference site alone, with the same budget".
+cases) epochs (sites' cases have about the same number of slices). A
+local-only model of the reference site is then "the reference site alone, with the same budget".
 
 Data: every comparison model trains on exactly the cases the federation trained
 on; the case each site keeps back for the federation's held-out loss is kept
