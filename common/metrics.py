@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
+from common.errors import InputError
+
 TISSUES = ("wm", "gm", "csf")
 
 
@@ -57,6 +59,73 @@ def gradient_correlation(image: np.ndarray, truth: np.ndarray, brain: np.ndarray
     a = gradient_magnitude(image)[brain]
     b = gradient_magnitude(truth)[brain]
     return float(np.corrcoef(a, b)[0, 1])
+
+
+SLICE_MIN_WM_VOXELS = 50  # fewer and a slice's WM mean is a partial-volume fringe, not tissue
+
+
+def wm_slice_means(image: np.ndarray, wm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean image inside the WM of each axial slice ``[:, :, z]``, and which slices count.
+
+    A slice counts when it holds at least :data:`SLICE_MIN_WM_VOXELS` WM voxels.
+    """
+    counts = wm.sum(axis=(0, 1))
+    sums = np.where(wm, image.astype(np.float64), 0.0).sum(axis=(0, 1))
+    return sums / np.maximum(counts, 1), counts >= SLICE_MIN_WM_VOXELS
+
+
+def slice_jitter(image: np.ndarray, truth: np.ndarray, wm: np.ndarray) -> float:
+    """How much WM brightness jumps between adjacent axial slices beyond the truth; lower is better.
+
+    Slice-wise processing (2D networks, per-slice normalization) can make WM
+    brightness jump between neighbouring axial slices although the anatomy does
+    not. For adjacent slices z, z+1 that both count (see :func:`wm_slice_means`),
+    d(z) = log(m(z+1) / m(z)) and e = d_image - d_truth; the score is the root
+    mean square of e after removing its mean, because a constant log slope (a
+    linear bias ramp along z) is drift, not jitter. A global scale cancels in each
+    ratio and a smooth bias field changes e only slowly, so both give about 0;
+    alternate slices scaled by 1.02 give log(1.02). Means are clipped to a tiny
+    positive value: a zero-centred image (z-score, WhiteStripe) can have
+    non-positive WM means, so pass :func:`scale_free` images for such methods.
+
+    Raises :class:`InputError` when fewer than 2 adjacent pairs count: a 0.0 would
+    read as a perfect score for a mask that cannot be judged.
+    """
+    means, valid = wm_slice_means(image, wm)
+    truth_means, _ = wm_slice_means(truth, wm)
+    pairs = valid[:-1] & valid[1:]
+    if pairs.sum() < 2:
+        raise InputError(
+            f"WM mask has {int(pairs.sum())} pairs of adjacent axial slices with >= "
+            f"{SLICE_MIN_WM_VOXELS} WM voxels; slice_jitter needs at least 2"
+        )
+    d_image = np.diff(np.log(np.maximum(means, 1e-12)))[pairs]
+    d_truth = np.diff(np.log(np.maximum(truth_means, 1e-12)))[pairs]
+    return float(np.std(d_image - d_truth))
+
+
+NOISE_SMOOTHING_SIGMA = 1.0  # voxels: the residual keeps what varies from voxel to voxel
+
+
+def high_pass_noise(image: np.ndarray, wm: np.ndarray, brain: np.ndarray) -> float:
+    """Standard deviation in WM of the :func:`scale_free` image minus its Gaussian smoothing.
+
+    WM is nearly uniform, so what a sigma-1-voxel Gaussian removes there is mostly
+    noise (or invented texture); lower is better, but an over-smoothed image also
+    scores low, so read it beside the edge agreement. Tissue edges must not count:
+    the WM mask is eroded by one voxel and the smoothing averages only voxels of
+    that eroded mask (normalized convolution). A plain Gaussian would pull grey
+    matter into the WM ring next to the edge, and a noise-free piecewise-constant
+    head would score as high as a noisy scan. Invariant to scale and offset.
+    """
+    free = scale_free(image.astype(np.float64), brain)
+    inner = ndimage.binary_erosion(wm)
+    if not inner.any():
+        raise InputError("WM mask is empty after a one-voxel erosion; noise_hf needs WM voxels")
+    weight = inner.astype(np.float64)
+    smooth = ndimage.gaussian_filter(free * weight, NOISE_SMOOTHING_SIGMA)
+    smooth /= np.maximum(ndimage.gaussian_filter(weight, NOISE_SMOOTHING_SIGMA), 1e-12)
+    return float((free - smooth)[inner].std())
 
 
 def ratio_spread(ratios_per_site: Sequence[float]) -> float:

@@ -8,10 +8,15 @@ the cross-site coefficient of variation of WM, GM and CSF means and the spread
 of the WM/GM ratio (site effect; lower is better), the mean pairwise histogram
 Jensen-Shannon divergence (lower is better), a site classifier's
 leave-one-subject-out accuracy (best at chance), the scale-fitted NMAE against
-the ground truth (fidelity; lower is better) and the gradient-magnitude
-correlation with the ground truth (anatomy kept; higher is better); then, for
-familiarity only, HaarPSI, SSIM and PSNR against the ground truth (higher is
-better; see :mod:`common.image_quality`).
+the ground truth (fidelity; lower is better), the gradient-magnitude
+correlation with the ground truth (anatomy kept; higher is better), the
+slice-to-slice jitter of WM brightness beyond the ground truth's (slice
+consistency; lower is better) and a high-pass noise proxy in WM (lower is
+better, but read it beside the edge agreement: blurring also lowers it); then,
+for familiarity only, HaarPSI, SSIM and PSNR against the ground truth (higher is
+better; see :mod:`common.image_quality`). The jitter is taken on
+:func:`~common.metrics.scale_free` images, so methods that move the zero of the
+intensity scale (z-score, WhiteStripe) are not punished for near-zero WM means.
 
     fedharmonize evaluate --model RUN/model --benchmark PHANTOMS [--out DIR]
 """
@@ -34,12 +39,15 @@ from common.metrics import (
     TISSUES,
     cross_site_cv,
     gradient_correlation,
+    high_pass_noise,
     mean_pairwise_jsd,
     normalized_histogram,
     ratio_spread,
     scale_fitted_nmae,
+    scale_free,
     scale_free_tissue_means,
     site_classifier_accuracy,
+    slice_jitter,
 )
 from common.nifti import load_volume
 from common.profile import ReferenceProfile
@@ -65,8 +73,9 @@ def score_subject(
     brain = load_volume(subject / "brain_mask.nii.gz").data > 0.5
     masks = {t: load_volume(subject / f"{t}_mask.nii.gz").data > 0.5 for t in TISSUES}
     truth = load_volume(subject / "groundtruth_T1w.nii.gz").data
+    free_truth = scale_free(truth, brain)
     means = {t: [] for t in TISSUES}
-    nmae, gradient, histograms = [], [], []
+    nmae, gradient, jitter, noise, histograms = [], [], [], [], []
     familiar: dict[str, list[float]] = {}
     for site in sites:
         image = image_of(subject / f"{site}_T1w.nii.gz")
@@ -75,6 +84,11 @@ def score_subject(
         histograms.append(normalized_histogram(image, brain))
         nmae.append(scale_fitted_nmae(image, truth, brain))
         gradient.append(gradient_correlation(image, truth, brain))
+        try:
+            jitter.append(slice_jitter(scale_free(image, brain), free_truth, masks["wm"]))
+            noise.append(high_pass_noise(image, masks["wm"], brain))
+        except InputError as error:
+            raise InputError(f"{subject / 'wm_mask.nii.gz'}: {error}") from error
         for key, value in full_reference_scores(image, truth, brain).items():
             familiar.setdefault(key, []).append(value)
     scores = {f"cv_{t}": cross_site_cv(means[t]) for t in TISSUES}
@@ -82,6 +96,8 @@ def score_subject(
     scores["jsd"] = mean_pairwise_jsd(histograms)
     scores["nmae"] = float(np.mean(nmae))
     scores["gradient_corr"] = float(np.mean(gradient))
+    scores["slice_jitter"] = float(np.mean(jitter))
+    scores["noise_hf"] = float(np.mean(noise))
     scores |= {key: float(np.mean(values)) for key, values in familiar.items()}
     return scores, histograms
 

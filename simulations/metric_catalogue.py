@@ -51,6 +51,19 @@ METRICS: dict[str, MetricInfo] = {
         "higher",
         "correlation of edge strength with the true anatomy: edges kept, none invented",
     ),
+    "slice_jitter": MetricInfo(
+        "slice-to-slice jitter (WM)",
+        "lower",
+        "how much white-matter brightness jumps between neighbouring axial slices beyond "
+        "what the anatomy does",
+    ),
+    "noise_hf": MetricInfo(
+        "high-pass noise proxy (WM)",
+        "lower",
+        "how grainy the white matter is: fine voxel-to-voxel variation left after light "
+        "smoothing; blurring also lowers it, so read it beside edge agreement",
+        headline=False,
+    ),
     "haarpsi": MetricInfo(
         "HaarPSI vs ground truth",
         "higher",
@@ -78,6 +91,6 @@ def metric_info(key: str) -> MetricInfo:
 
 
 def ordered_keys(keys: list[str]) -> list[str]:
-    """Catalogue order first (headline metrics, then the familiar ones), unknown keys last."""
+    """Catalogue order first (headline metrics, then the secondary ones), unknown keys last."""
     known = [k for k in METRICS if k in keys]
     return known + [k for k in keys if k not in METRICS]

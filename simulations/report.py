@@ -152,9 +152,10 @@ def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> st
         if not info.headline and not headline_done:
             headline_done = True
             lines.append(
-                f'<tr><td colspan="{len(methods) + 2}" class="group">Familiar image-quality '
-                "scores, shown for comparison only: they reward smooth images and can miss "
-                "changed anatomy</td></tr>"
+                f'<tr><td colspan="{len(methods) + 2}" class="group">Secondary scores, for '
+                "comparison only: the noise proxy also falls when an image is blurred, and the "
+                "familiar image-quality scores reward smooth images and can miss changed "
+                "anatomy</td></tr>"
             )
         better = {"lower": "lower", "higher": "higher", "chance": f"near {chance:.2f}"}
         top = table[best[key]][key]

@@ -18,7 +18,11 @@ Metrics, averaged over subjects (PSNR/SSIM are deliberately not the headline):
   jsd                   mean pairwise histogram Jensen-Shannon divergence      lower is better
   nmae                  error against the ground truth after a scale fit       lower is better
   gradient_corr         gradient-magnitude correlation with the ground truth   higher is better
+  slice_jitter          WM brightness jumps between neighbouring axial slices  lower is better
+                        beyond the ground truth's (slice consistency)
   site_acc              accuracy of a classifier guessing the site             best at chance
+  noise_hf              high-pass noise proxy in white matter; blurring also   lower is better
+                        lowers it, so read it beside gradient_corr
   haarpsi               perceptual similarity to the ground truth (HaarPSI)    higher is better
   ssim, psnr            familiar, known to mislead on medical images; shown    higher is better
                         for comparison, never the headline

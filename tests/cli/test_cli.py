@@ -30,6 +30,17 @@ def test_help_teaches(argv, must_mention, capsys):
         assert phrase in text
 
 
+def test_evaluate_help_explains_every_metric_of_the_catalogue(capsys):
+    from simulations.metric_catalogue import METRICS
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+
+    text = capsys.readouterr().out
+    missing = [key for key in METRICS if key not in text]
+    assert not missing
+
+
 def test_top_level_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -45,6 +45,10 @@ def test_models_and_baselines_are_scored_side_by_side(
     assert {"haarpsi", "ssim", "psnr"} <= set(raw)
     assert raw["jsd"] > nyul["jsd"] > 0  # landmark mapping aligns the histograms
     assert raw["cv_wm"] > 0.02  # the phantom sites differ
+    assert 0 < raw["slice_jitter"] < 0.05 and raw["noise_hf"] > 0
+    for affine in ("z-score", "WhiteStripe"):  # only rescale: scale-free scores equal raw's
+        assert table[affine]["slice_jitter"] == pytest.approx(raw["slice_jitter"], rel=1e-3)
+        assert table[affine]["noise_hf"] == pytest.approx(raw["noise_hf"], rel=1e-3)
     # an untrained residual U-Net is the identity after the landmark map
     assert abs(table["untrained"]["nmae"] - nyul["nmae"]) < 0.02
     harmonized = list((tmp_path / "report" / "untrained").rglob("*.nii.gz"))
