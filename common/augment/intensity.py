@@ -160,8 +160,10 @@ def sample_gain_offset(
     return torch.where(on, gain, torch.ones_like(gain)), torch.where(on, offset, 0.0)
 
 
-def shade(images: Tensor, coefficients: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
-    """``scale * images * bias_field + offset`` as a new tensor ``(B, H, W)``.
+def shade(
+    images: Tensor, coefficients: Tensor, scale: Tensor, offset: Tensor, out: Tensor | None = None
+) -> Tensor:
+    """``scale * images * bias_field + offset`` as a new tensor ``(B, H, W)``, or into ``out``.
 
     The last step of the pipeline, with the gain (and the curve's outer
     slope) in ``scale`` ``(B,)``: the field and the scale are one small
@@ -176,7 +178,9 @@ def shade(images: Tensor, coefficients: Tensor, scale: Tensor, offset: Tensor) -
         factor = bias_field(coefficients, height, width, images.device, scale)
     else:
         factor = scalars[0]
-    return torch.addcmul(scalars[1], images, factor)
+    if out is None:
+        return torch.addcmul(scalars[1], images, factor)
+    return torch.addcmul(scalars[1], images, factor, out=out)
 
 
 def apply_bias_offset_(images: Tensor, coefficients: Tensor, offset: Tensor) -> Tensor:

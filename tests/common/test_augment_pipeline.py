@@ -221,3 +221,29 @@ def test_each_slice_of_a_batch_is_altered_as_if_it_were_alone():
         alone = {name: getattr(params, name)[row : row + 1] for name in AlterationParams._SPEC}
         single = apply_alterations(images[row : row + 1], AlterationParams(shape=(24, 28), **alone))
         torch.testing.assert_close(together[row : row + 1], single, atol=1e-5, rtol=1e-5)
+
+
+def test_a_batch_applied_in_cpu_blocks_matches_one_pass(monkeypatch):
+    from common.augment import pipeline
+
+    images = _slices((7, 24, 28), seed=11)
+    before = images.clone()
+    config = ALL_ON.model_copy(update={"identity_probability": 0.3})
+    params = sample_alterations(config, 7, (24, 28), torch.Generator().manual_seed(12))
+    params = replace(params, partial_fourier_fraction=torch.tensor([1, 0.7, 1, 1, 0.8, 1, 1.0]))
+    whole = apply_alterations(images, params)
+
+    monkeypatch.setattr(pipeline, "CPU_BLOCK_PIXELS", 2 * 24 * 28)  # blocks of 2, 2, 2, 1 rows
+    blocked = apply_alterations(images, params)
+
+    torch.testing.assert_close(blocked, whole, atol=1e-5, rtol=1e-5)
+    assert torch.equal(images, before)
+    neutral = (
+        params.kspace_rows().logical_not()
+        & (params.curve_slopes == 1).all(dim=1)
+        & (params.bias_coefficients == 0).flatten(1).all(dim=1)
+        & (params.gain == 1)
+        & (params.offset == 0)
+    )
+    assert neutral.any() and not neutral.all()
+    assert torch.equal(blocked[neutral], images[neutral])
