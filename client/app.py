@@ -27,10 +27,12 @@ from common.site_training import (
     evaluate_slices,
     load_site_cases,
     local_profile,
+    round_share,
     shapes_reference,
     site_slices,
     train_round,
 )
+from common.training import SliceSet
 
 
 def _edge(context: Context) -> tuple[FederationConfig, SiteNode, HarmonizerSettings]:
@@ -74,6 +76,20 @@ def pseudo_round(settings: HarmonizerSettings, reference: bool, server_round: in
     return pseudo and not reference and server_round > 1
 
 
+def round_slices(
+    slices: SliceSet, settings: HarmonizerSettings, reference: bool, key: Sequence[int]
+) -> SliceSet:
+    """What a site trains on this round: a reference site all its slices, others their share.
+
+    ``non_reference_share`` below 1 spends less of the budget on targets that
+    carry a foreign scanner's noise (see docs/training-targets.md).
+    """
+    if reference:
+        return slices
+    share = settings.training.non_reference_share
+    return round_share(slices, share, key, settings.training.seed)
+
+
 def train(message: Message, context: Context) -> Message:
     run, node, settings = _edge(context)
     config = message.content["config"]
@@ -81,9 +97,11 @@ def train(message: Message, context: Context) -> Message:
     site = load_site_cases(node.data_path, settings, node.cache_dir).site
     detail = shapes_reference(site, run.reference_site_names)
     influence = 1.0 if detail else settings.training.non_reference_weight
+    key = (_site_key(node.name), absolute_round(config))
     slices = site_slices(
         node.data_path, settings, profile, "training", node.cache_dir, detail=detail
     )
+    slices = round_slices(slices, settings, detail, key)
     kept = optimizer_path(node.cache_dir, context.run_id)
     keep = settings.training.keep_optimizer_state
     moments = load_site_optimizer(kept, trainable_shapes(settings.model)) if keep else None
@@ -93,7 +111,7 @@ def train(message: Message, context: Context) -> Message:
         profile,
         settings,
         device=resolve_device(run.device),
-        key=(_site_key(node.name), absolute_round(config)),
+        key=key,
         proximal_mu=float(config.get("proximal-mu", 0.0)),
         optimizer_state=moments,
         pseudo=pseudo_round(settings, detail, absolute_round(config)),

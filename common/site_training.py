@@ -41,6 +41,7 @@ from common.training import (
 logger = logging.getLogger(__name__)
 
 EVALUATION_KEY = 99_991  # a fixed stream, so every round evaluates on the same alterations
+SHARE_STREAM = 0x5A4E  # keeps the subset draw apart from the training draws of the same key
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,21 @@ def site_slices(
         str(cache_dir or ""),
         detail,
     )
+
+
+def round_share(slices: SliceSet, share: float, key: Sequence[int], seed: int) -> SliceSet:
+    """A seeded subset of ``share`` of the slices (at least one) for one round; all at 1.
+
+    ``key`` is (site, round): every round draws afresh, so over the rounds the
+    site still teaches all of its slices, and a replayed round draws the same.
+    """
+    if share >= 1.0:
+        return slices
+    count = max(1, round(share * len(slices)))
+    generator = training_generator(seed, (*key, SHARE_STREAM))
+    chosen = torch.randperm(len(slices), generator=generator)[:count].sort().values
+    detail = None if slices.detail is None else slices.detail[chosen]
+    return SliceSet(targets=slices.targets[chosen], masks=slices.masks[chosen], detail=detail)
 
 
 def model_from_state(

@@ -11,6 +11,8 @@ data for the centralized model; a local-only model gets the same number of
 slice passes on its own data, so R x E x (all training cases / its training
 cases) epochs (sites' cases have about the same number of slices). A
 local-only model of the reference site is then "the reference site alone, with the same budget".
+With ``non_reference_share`` below 1 a non-reference site's cases count by
+that share, since it trains on that share of its slices each round.
 
 Data: every comparison model trains on exactly the cases the federation trained
 on; the case each site keeps back for the federation's held-out loss is kept
@@ -49,17 +51,34 @@ def training_cases(site: SiteFolder, settings: HarmonizerSettings) -> int:
     return count - held_out_count(count, settings.profile.min_cases)
 
 
+def slice_pass_cases(
+    sites: list[SiteFolder], settings: HarmonizerSettings, reference_sites: tuple[str, ...]
+) -> float:
+    """Cases a federated round trains on: a non-reference site counts by its round share."""
+    share = settings.training.non_reference_share
+    return sum(
+        training_cases(site, settings) * (1.0 if site.name in reference_sites else share)
+        for site in sites
+    )
+
+
 def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
     """Train the centralized model (and, when asked, one local-only model per site).
 
     Returns display name -> model folder, under ``RUN/compare/``.
     """
-    settings = plan.settings.with_overrides("training", epochs=plan.epochs)
     sites = discover_sites(plan.sites_root)
+    federated = read_metadata(plan.run_dir / "model")
+    total_cases = sum(training_cases(site, plan.settings) for site in sites)
+    passes = plan.epochs * slice_pass_cases(
+        sites, plan.settings, federated.provenance.reference_sites
+    )
+    pooled_epochs = max(1, round(passes / total_cases))
+    settings = plan.settings.with_overrides("training", epochs=pooled_epochs)
     cache_root = plan.run_dir / "cache"
     models = {}
     centralized = plan.run_dir / COMPARE_DIR / "centralized"
-    logger.info("centralized comparison: %d epochs on pooled data", plan.epochs)
+    logger.info("centralized comparison: %d epochs on pooled data", pooled_epochs)
     train_local(
         sites,
         centralized,
@@ -72,13 +91,10 @@ def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
     )
     models["centralized"] = centralized / "model"
     if plan.local_only is not None:
-        federated = read_metadata(plan.run_dir / "model")
-        total_cases = sum(training_cases(site, settings) for site in sites)
         chosen = [s for s in sites if not plan.local_only or s.name in plan.local_only]
         for site in chosen:
             folder = plan.run_dir / COMPARE_DIR / f"local-{site.name}"
-            share = total_cases / training_cases(site, settings)
-            epochs = max(1, round(plan.epochs * share))
+            epochs = max(1, round(passes / training_cases(site, settings)))
             logger.info("local-only comparison at %s: %d epochs", site.name, epochs)
             train_local(
                 [site],

@@ -233,6 +233,9 @@ def target_policy(metadata: ArtifactMetadata) -> str:
         )
     else:
         sites = "every site's targets taught everything, fine texture included"
+    share = training.get("non_reference_share", 1.0)
+    if share < 1.0:
+        sites += f"; each trained on {share:.0%} of its slices per round"
     optimizer = (
         "kept on each site's disk between rounds"
         if training.get("keep_optimizer_state", False)

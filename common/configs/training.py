@@ -38,6 +38,15 @@ class TrainingConfig(BaseModel):
         description="how much a non-reference site counts against a reference site: "
         "the weight of its slices in pooled training, of its update in the federation",
     )
+    non_reference_share: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="federation: the share of a non-reference site's training slices it "
+        "trains on in each round (a fresh seeded subset every round). Below 1 the budget "
+        "moves toward the reference sites' clean targets; pair it with more rounds to keep "
+        "the total (e.g. 0.25 with twice the rounds, see docs/training-targets.md)",
+    )
     keep_optimizer_state: bool = Field(
         default=True,
         description="federation: each site keeps its optimizer's moment estimates on its own "

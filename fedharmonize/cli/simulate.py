@@ -122,7 +122,10 @@ def evaluate_run(args: argparse.Namespace, sites_root: Path) -> None:
         local_only=None if args.compare_local is None else tuple(args.compare_local),
         device=args.device,
     )
-    print(f"training the comparison models (the federation's budget: {plan.epochs} pooled epochs)")
+    print(
+        "training the comparison models with the federation's budget "
+        f"({args.rounds} rounds x {args.local_epochs} local epochs, counted in slice passes)"
+    )
     models = {"federated": args.out / "model"} | train_comparisons(plan)
     assessment = assess(benchmark, models, args.out / "report")
     print(assessment.markdown)

@@ -22,3 +22,17 @@ def test_only_non_reference_sites_after_round_one_under_the_pseudo_policy(
     settings = HarmonizerSettings().with_overrides("training", non_reference_targets=policy)
 
     assert pseudo_round(settings, reference, server_round) is expected
+
+
+def test_only_non_reference_sites_train_on_their_round_share():
+    import torch
+
+    from client.app import round_slices
+    from common.training import SliceSet
+
+    slices = SliceSet(targets=torch.rand(12, 4, 4), masks=torch.ones(12, 4, 4, dtype=torch.bool))
+    settings = HarmonizerSettings().with_overrides("training", non_reference_share=0.25)
+
+    assert len(round_slices(slices, settings, reference=True, key=(1, 2))) == 12
+    assert len(round_slices(slices, settings, reference=False, key=(1, 2))) == 3
+    assert len(round_slices(slices, HarmonizerSettings(), reference=False, key=(1, 2))) == 12

@@ -62,3 +62,22 @@ def test_centralized_and_local_models_get_the_federation_budget_and_profile(
         log = json.loads((tmp_path / "compare" / f"local-{site}" / "training.json").read_text())
         assert len(log["epoch_losses"]) == 3  # the pooled budget: 1 epoch x 3 equal sites
     assert UNetConfig(base_channels=8, depth=2) == centralized.architecture
+
+
+def test_a_non_reference_share_shrinks_the_budget_the_comparisons_get(
+    phantom_folder: tuple[Path, dict[str, Any]],
+) -> None:
+    from common.sites import discover_sites
+    from simulations.comparisons import slice_pass_cases, training_cases
+
+    benchmark, _ = phantom_folder
+    sites = discover_sites(benchmark / "sites")
+    settings = parse_settings(SETTINGS, "test settings")
+    halved = settings.with_overrides("training", non_reference_share=0.5)
+    cases = {site.name: training_cases(site, settings) for site in sites}
+
+    full = slice_pass_cases(sites, settings, ("site-a",))
+    shared = slice_pass_cases(sites, halved, ("site-a",))
+
+    assert full == sum(cases.values())
+    assert shared == cases["site-a"] + 0.5 * (cases["site-b"] + cases["site-c"])
