@@ -237,8 +237,9 @@ def apply_alterations(images: Tensor, params: AlterationParams) -> Tensor:
     (given non-negative input). Samples with neutral parameters come back
     bitwise unchanged; the input is never modified. On a CPU the batch goes
     through in blocks of about :data:`CPU_BLOCK_PIXELS`: every step works
-    row by row, and a block that stays in the cache makes the whole chain
-    (FFTs included) much cheaper than passes over the full batch in memory.
+    row by row, so blocks give the same result, and a block's intermediates
+    stay in the cache (on 1 thread up to a quarter faster; see
+    docs/benchmarks.md).
     """
     if images.dim() != 3 or images.dtype != torch.float32:
         raise ValueError(f"expected float32 (B, H, W) images, got {images.dtype} {images.shape}")
