@@ -25,7 +25,9 @@ class FederationConfig(BaseModel):
         populate_by_name=True,
     )
 
-    num_server_rounds: int = Field(default=5, ge=1, le=1000)
+    # 10 rounds with non-reference sites on a quarter of their slices per round
+    # spend what 5 full rounds did (docs/training-targets.md)
+    num_server_rounds: int = Field(default=10, ge=1, le=1000)
     local_epochs: int = Field(default=1, ge=1, le=1000)
     strategy: Strategy = "fedavg"
     seed: int = Field(default=0, ge=0)

@@ -39,13 +39,13 @@ class TrainingConfig(BaseModel):
         "the weight of its slices in pooled training, of its update in the federation",
     )
     non_reference_share: float = Field(
-        default=1.0,
+        default=0.25,
         gt=0.0,
         le=1.0,
         description="federation: the share of a non-reference site's training slices it "
         "trains on in each round (a fresh seeded subset every round). Below 1 the budget "
-        "moves toward the reference sites' clean targets; pair it with more rounds to keep "
-        "the total (e.g. 0.25 with twice the rounds, see docs/training-targets.md)",
+        "moves toward the reference sites' clean targets; the default 0.25 goes with the "
+        "default 10 rounds, which then cost what 5 full rounds did (docs/training-targets.md)",
     )
     keep_optimizer_state: bool = Field(
         default=True,

@@ -35,4 +35,5 @@ def test_only_non_reference_sites_train_on_their_round_share():
 
     assert len(round_slices(slices, settings, reference=True, key=(1, 2))) == 12
     assert len(round_slices(slices, settings, reference=False, key=(1, 2))) == 3
-    assert len(round_slices(slices, HarmonizerSettings(), reference=False, key=(1, 2))) == 12
+    everything = settings.with_overrides("training", non_reference_share=1.0)
+    assert len(round_slices(slices, everything, reference=False, key=(1, 2))) == 12

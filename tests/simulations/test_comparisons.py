@@ -21,6 +21,8 @@ depth = 2
 [profile]
 bias_correction = "none"
 min_cases = 1
+[training]
+non_reference_share = 1.0
 """
 
 

@@ -150,8 +150,8 @@ def test_the_target_policy_is_stated_in_plain_words():
     assert "bias correction of targets and of inputs: n4" in default
     assert "contrast, shading and anatomy only" in coarse and "blurred by 2.0 px" in coarse
     assert "site optimizer state: restarted every round" in coarse
-    assert "of its slices per round" not in default
-    assert "each trained on 25% of its slices per round" in _policy_text(non_reference_share=0.25)
+    assert "each trained on 25% of its slices per round" in default
+    assert "of its slices per round" not in _policy_text(non_reference_share=1.0)
 
 
 def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
