@@ -35,7 +35,9 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.num_server_rounds,
         metavar="R",
-        help="training rounds after the profile round 0 (default: %(default)s)",
+        help="training rounds after the profile round 0 (default: %(default)s; sites outside "
+        "the reference contrast train on a quarter of their slices per round, "
+        "[training] non_reference_share, so 10 rounds cost what 5 full rounds do)",
     )
     parser.add_argument(
         "--local-epochs",
