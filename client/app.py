@@ -97,7 +97,8 @@ def train(message: Message, context: Context) -> Message:
     site = load_site_cases(node.data_path, settings, node.cache_dir).site
     detail = shapes_reference(site, run.reference_site_names)
     influence = 1.0 if detail else settings.training.non_reference_weight
-    key = (_site_key(node.name), absolute_round(config))
+    server_round = absolute_round(config)
+    key = (_site_key(node.name), server_round)
     slices = site_slices(
         node.data_path, settings, profile, "training", node.cache_dir, detail=detail
     )
@@ -114,7 +115,7 @@ def train(message: Message, context: Context) -> Message:
         key=key,
         proximal_mu=float(config.get("proximal-mu", 0.0)),
         optimizer_state=moments,
-        pseudo=pseudo_round(settings, detail, absolute_round(config)),
+        pseudo=pseudo_round(settings, detail, server_round),
     )
     if keep and result.optimizer_state is not None:
         save_site_optimizer(kept, result.optimizer_state)
