@@ -20,9 +20,9 @@ from common.profile import ReferenceProfile, merge_profiles
 from common.sites import SiteFolder
 from common.targets import (
     ReferenceCase,
-    held_out_count,
     load_reference_cases,
     site_profile,
+    split_held_out,
     training_targets,
 )
 from common.training import TrainingResult, collect_slices, train_harmonizer
@@ -84,7 +84,7 @@ def train_local(
     scans can still train alone: the local-only comparison of a federated run.
     ``cache_root/<site>`` holds prepared (bias-corrected) cases between runs.
     ``federated_split``: train only on the cases a federated run trains on (each
-    site's held-out case kept back, see :func:`held_out_count`), so a comparison
+    site's held-out case kept back, see :func:`split_held_out`), so a comparison
     model sees the same data as the federation; the profile still uses them all.
     """
     from common.device import resolve_device
@@ -110,9 +110,8 @@ def train_local(
     if profile is None:
         profile = consortium_profile(cases_by_site, references, settings, modality)
     if federated_split:
-        minimum = settings.profile.min_cases
         cases_by_site = {
-            name: cases[: len(cases) - held_out_count(len(cases), minimum)]
+            name: split_held_out(cases, settings.profile.min_cases)[0]
             for name, cases in cases_by_site.items()
         }
     cases = [case for name in cases_by_site for case in cases_by_site[name]]

@@ -23,9 +23,9 @@ from common.profile import ReferenceProfile
 from common.sites import SiteFolder, read_site
 from common.targets import (
     ReferenceCase,
-    held_out_count,
     load_reference_cases,
     site_profile,
+    split_held_out,
     training_targets,
 )
 from common.training import (
@@ -65,8 +65,7 @@ def _load_site_cached(data_path: str, settings_json: str, cache_dir: str) -> Sit
             cache_dir=Path(cache_dir) if cache_dir else None,
         )
     )
-    kept_back = held_out_count(len(cases), settings.profile.min_cases)
-    training, held_out = cases[: len(cases) - kept_back], cases[len(cases) - kept_back :]
+    training, held_out = split_held_out(cases, settings.profile.min_cases)
     logger.info("%s: %d training and %d held-out cases", site.name, len(training), len(held_out))
     return SiteCases(site=site, training=training, held_out=held_out)
 

@@ -132,3 +132,11 @@ def held_out_count(num_cases: int, min_cases: int) -> int:
     split so that they train on exactly the cases the federation trained on.
     """
     return 1 if num_cases > min_cases else 0
+
+
+def split_held_out(
+    cases: Sequence[ReferenceCase], min_cases: int
+) -> tuple[Sequence[ReferenceCase], Sequence[ReferenceCase]]:
+    """The cases a federated run trains on, and the ones it keeps back (same sequence type)."""
+    training = len(cases) - held_out_count(len(cases), min_cases)
+    return cases[:training], cases[training:]

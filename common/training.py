@@ -337,5 +337,6 @@ def train_harmonizer(
             result.num_examples += seen
             logger.debug("%s: epoch loss %.5f", description, result.epoch_losses[-1])
     model.eval()
-    result.optimizer_state = copy.deepcopy(optimizer.state_dict())  # not the live tensors
+    # the optimizer ends here, so its state needs no copy (a resume copies on load)
+    result.optimizer_state = optimizer.state_dict()
     return result
