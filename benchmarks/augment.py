@@ -7,7 +7,9 @@ alike; the figures are medians after a warm-up.
 
     python benchmarks/augment.py --batch 32 --size 256 --repeats 30 [--breakdown]
 
-``--breakdown`` also times the stages of the pipeline on the same batches.
+``--breakdown`` also times the stages of the torch path on the same batches;
+``--torch-path`` times that whole path (what the CPU ran before the compiled
+kernels of ``common.augment.fused``), interleaved with the rest.
 
 On a CPU the augmentation runs in blocks of a few slices that stay in the
 cache (``CPU_BLOCK_PIXELS``). The same blocking speeds up a bare round trip
@@ -16,6 +18,7 @@ blocks: the stricter floor.
 """
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -88,7 +91,13 @@ def main() -> None:
     parser.add_argument(
         "--unblocked",
         action="store_true",
-        help="also time the augmentation in one pass over the whole batch (no CPU blocks)",
+        help="also time the torch path in one pass over the whole batch (no CPU blocks)",
+    )
+    parser.add_argument(
+        "--torch-path",
+        action="store_true",
+        help="also time the plain torch path in blocks (FEDHARMONIZE_FUSED_AUGMENT=0), "
+        "which the compiled CPU kernels replace",
     )
     args = parser.parse_args()
 
@@ -118,9 +127,18 @@ def main() -> None:
         )
         return pipeline._apply_block(images, params)
 
+    def augment_torch_path() -> torch.Tensor:
+        os.environ["FEDHARMONIZE_FUSED_AUGMENT"] = "0"
+        try:
+            return augmenter(images, generator)[0]
+        finally:
+            os.environ.pop("FEDHARMONIZE_FUSED_AUGMENT")
+
     timed = {"round trip": round_trip, "blocked": blocked_round_trip, "augmentation": augment}
     if args.unblocked:
         timed["unblocked"] = augment_unblocked
+    if args.torch_path:
+        timed["torch path"] = augment_torch_path
     for _ in range(args.warmup):
         for function in timed.values():
             function()
@@ -139,8 +157,9 @@ def main() -> None:
         f"| {base_ms:.2f} | {blocked_ms:.2f} | {full_ms:.2f} | {full_ms / base_ms:.2f} "
         f"| {full_ms / blocked_ms:.2f} |"
     )
-    if rest:
-        print(f"\nthe same augmentation in one pass (no blocks): {rest[0]:.2f} ms")
+    for name, value in zip(list(timed)[3:], rest, strict=True):
+        label = {"unblocked": "torch path in one pass (no blocks)", "torch path": "torch path"}
+        print(f"\n{label[name]}: {value:.2f} ms, ratio {value / base_ms:.2f}")
     if args.breakdown:
         stage_breakdown(images, args.repeats, generator)
 

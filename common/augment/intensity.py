@@ -68,15 +68,20 @@ def curve_shape(images: Tensor, window: Tensor, slopes: Tensor) -> Tensor:
     faster than to per-row ones. Rows with s_in = s_out come back bitwise
     unchanged.
     """
-    window_np, slopes_np = window.cpu().numpy(), slopes.cpu().numpy()
-    width = np.maximum(window_np[:, 1] - window_np[:, 0], np.float32(1e-3))
-    rate = 1 / width
-    rise = (slopes_np[:, 1] - slopes_np[:, 0]) * width / slopes_np[:, 0]
-    scalars = torch.from_numpy(np.stack([window_np[:, 0] * rate, rate, rise]))
+    scalars = torch.from_numpy(np.stack(curve_scalars(window, slopes)))
     shift, rate_t, rise_t = scalars.to(images.device)[:, :, None, None]
     # mul + sub_ beats one addcmul whose first operand is broadcast
     inside = torch.mul(images, rate_t).sub_(shift).clamp_(0.0, 1.0)
     return torch.addcmul(images, inside, rise_t, out=inside)
+
+
+def curve_scalars(window: Tensor, slopes: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row (shift, rate, rise): :func:`curve_shape` is x + rise clamp(x rate - shift)."""
+    window_np, slopes_np = window.cpu().numpy(), slopes.cpu().numpy()
+    width = np.maximum(window_np[:, 1] - window_np[:, 0], np.float32(1e-3))
+    rate = 1 / width
+    rise = (slopes_np[:, 1] - slopes_np[:, 0]) * width / slopes_np[:, 0]
+    return window_np[:, 0] * rate, rate, rise
 
 
 def apply_intensity_curve(images: Tensor, window: Tensor, slopes: Tensor, gain: Tensor) -> Tensor:
@@ -136,12 +141,28 @@ def bias_field(
     per-row ``scale`` ``(B,)`` multiplies the field at no extra cost (a zero
     row then gives exactly the scale).
     """
+    row_field, col_basis = field_factors(coefficients, height, width, device, scale)
+    return torch.matmul(row_field, col_basis.T)
+
+
+def field_factors(
+    coefficients: Tensor,
+    height: int,
+    width: int,
+    device: torch.device,
+    scale: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The field of :func:`bias_field` as ``row_field`` ``(B, H, 4)`` @ ``col_basis.T``.
+
+    A zero row gives ``row_field`` exactly (scale, 0, 0, 0) on every line, so
+    its field is exactly the scale everywhere (P_0 = 1).
+    """
     rows, cols = _legendre(height, device), _legendre(width, device)
     full = coefficients.clone()
     full[:, 0, 0] += 1.0
     if scale is not None:
         full *= scale[:, None, None]
-    return torch.matmul(torch.matmul(rows, full.to(device)), cols.T)
+    return torch.matmul(rows, full.to(device)), cols
 
 
 def sample_gain_offset(

@@ -139,7 +139,7 @@ def sample_partial_fourier(
 
 
 @dataclass(frozen=True)
-class _Grid:
+class FrequencyGrid:
     """Frequency grids of the half-spectrum layout of one shape."""
 
     basis: Tensor  # (4, H * (W//2+1)) on the device: low, mid, high band, low band x centre
@@ -151,7 +151,7 @@ class _Grid:
 
 
 @functools.lru_cache(maxsize=8)
-def _grid(height: int, width: int, device: torch.device) -> _Grid:
+def frequency_grid(height: int, width: int, device: torch.device) -> FrequencyGrid:
     """Frequency grids of the half-spectrum layout, built once per shape and device.
 
     The bands are raised cosines in the normalised radius r that sum to one:
@@ -172,10 +172,12 @@ def _grid(height: int, width: int, device: torch.device) -> _Grid:
     centre = low * torch.exp(-lines2 / CENTRE_WIDTH_BINS**2)
     basis = torch.stack([low, mid, high, centre]).reshape(4, -1).to(device)
     pairs = basis.repeat_interleave(2, dim=1)
-    return _Grid(basis, pairs, rows.numpy(), cols.numpy(), row_index.numpy(), col_index.numpy())
+    return FrequencyGrid(
+        basis, pairs, rows.numpy(), cols.numpy(), row_index.numpy(), col_index.numpy()
+    )
 
 
-def _numpy(params: KspaceParams) -> dict[str, np.ndarray]:
+def params_as_numpy(params: KspaceParams) -> dict[str, np.ndarray]:
     """The parameters as numpy arrays (small per-row arithmetic is far cheaper there)."""
     return {f.name: getattr(params, f.name).cpu().numpy() for f in fields(KspaceParams)}
 
@@ -198,7 +200,7 @@ def _partial_fourier_axis(
 
 
 @dataclass(frozen=True)
-class _Factors:
+class FilterFactors:
     """Everything a filter needs, as small per-row arrays (None = 1 everywhere)."""
 
     radial: np.ndarray | None  # (n, 4) weights of the cached basis
@@ -209,7 +211,9 @@ class _Factors:
     partial: np.ndarray  # (m,) int64 rows with partial Fourier
 
 
-def _factors(p: dict[str, np.ndarray], grid: _Grid, shape: tuple[int, int]) -> _Factors:
+def filter_factors(
+    p: dict[str, np.ndarray], grid: FrequencyGrid, shape: tuple[int, int]
+) -> FilterFactors:
     """Radial weights and separable factors of every row, in numpy.
 
     The separable factors hold the Gaussian apodization, the truncation and
@@ -239,7 +243,7 @@ def _factors(p: dict[str, np.ndarray], grid: _Grid, shape: tuple[int, int]) -> _
         factor[partial] *= np.where(here[:, None], even, np.float32(1))
         factors.append(factor)
         odd.append(np.where(here[:, None], ratio, np.float32(1)))
-    return _Factors(radial, factors[0], factors[1], odd[0], odd[1], partial)
+    return FilterFactors(radial, factors[0], factors[1], odd[0], odd[1], partial)
 
 
 def kspace_filter(
@@ -254,8 +258,8 @@ def kspace_filter(
     into the odd part of the acquisition: the imaginary image is
     ``irfft2(-1j * filtered * ratio)``.
     """
-    grid, n = _grid(height, width, device), params.band_log_gains.shape[0]
-    f = _factors(_numpy(params), grid, (height, width))
+    grid, n = frequency_grid(height, width, device), params.band_log_gains.shape[0]
+    f = filter_factors(params_as_numpy(params), grid, (height, width))
     ratio = None
     if f.partial.size:
         ratio = torch.from_numpy(f.odd_rows[:, :, None] * f.odd_cols[:, None, :]).to(device)
@@ -263,7 +267,7 @@ def kspace_filter(
 
 
 def _filter(
-    f: _Factors, grid: _Grid, n: int, device: torch.device, pairs: bool = False
+    f: FilterFactors, grid: FrequencyGrid, n: int, device: torch.device, pairs: bool = False
 ) -> Tensor | None:
     """The filter ``(n, H, W//2+1)`` of :func:`kspace_filter`, or None if it is 1.
 
@@ -289,7 +293,9 @@ def _filter(
     return filt
 
 
-def _filtered(images: Tensor, f: _Factors, grid: _Grid, extra: np.ndarray) -> tuple[Tensor, Tensor]:
+def _filtered(
+    images: Tensor, f: FilterFactors, grid: FrequencyGrid, extra: np.ndarray
+) -> tuple[Tensor, Tensor]:
     """Real images ``(n, H, W)`` after the filter, and imaginary images ``(k, H, W)`` of ``extra``.
 
     The imaginary images of the partial-Fourier rows among the ``k`` rows
@@ -325,9 +331,9 @@ def simulate_acquisition(images: Tensor, params: KspaceParams) -> Tensor:
     image at all. The input is not modified.
     """
     height, width = images.shape[-2:]
-    p = _numpy(params)
-    grid = _grid(height, width, images.device)
-    f = _factors(p, grid, (height, width))
+    p = params_as_numpy(params)
+    grid = frequency_grid(height, width, images.device)
+    f = filter_factors(p, grid, (height, width))
     spiky = (p["spike_amplitude"] != 0).any(axis=1)
     extra = np.flatnonzero(spiky | (p["partial_fourier_fraction"] < 1))
     if f.radial is None and f.rows is None and f.cols is None and not f.partial.size:

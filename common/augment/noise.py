@@ -108,6 +108,19 @@ def _noise_stream(device: torch.device) -> Tensor:
     return torch.cat([parts, parts[1:] ** 2]).to(device)
 
 
+def noise_stream(device: torch.device) -> Tensor:
+    """The fixed stream ``(3, L)`` that :func:`noise_fields` takes its windows from."""
+    return _noise_stream(device)
+
+
+def noise_starts(offset: Tensor, height: int, width: int) -> Tensor:
+    """Where each sample's ``H * W`` window starts in the stream, for offsets ``(n,)``."""
+    size = height * width
+    if size > STREAM_LENGTH:
+        raise ValueError(f"noise needs H * W <= {STREAM_LENGTH}, got {height} x {width}")
+    return offset % (STREAM_LENGTH - size + 1)
+
+
 def noise_fields(offset: Tensor, height: int, width: int, device: torch.device) -> Tensor:
     """Unit-variance complex noise for each offset ``(n,)``: ``(3, n, H, W)``.
 
@@ -117,10 +130,8 @@ def noise_fields(offset: Tensor, height: int, width: int, device: torch.device) 
     gathered window by window.
     """
     size = height * width
-    if size > STREAM_LENGTH:
-        raise ValueError(f"noise needs H * W <= {STREAM_LENGTH}, got {height} x {width}")
     stream = _noise_stream(device)
-    offset = offset % (STREAM_LENGTH - size + 1)
+    offset = noise_starts(offset, height, width)
     count, first = offset.shape[0], int(offset[0]) if offset.numel() else 0
     consecutive = bool((offset == first + size * torch.arange(count)).all())
     if consecutive and first + count * size <= STREAM_LENGTH:

@@ -14,6 +14,7 @@ linear and the magnitude scales with it). Samples whose parameters are all
 neutral are returned bitwise unchanged.
 """
 
+import os
 from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.augment import intensity, kspace, noise
+from common.augment import cpu_path, intensity, kspace, noise
 from common.configs.augmentation import AugmentationConfig
 from common.errors import InputError
 
@@ -238,8 +239,9 @@ def apply_alterations(images: Tensor, params: AlterationParams) -> Tensor:
     bitwise unchanged; the input is never modified. On a CPU the batch goes
     through in blocks of about :data:`CPU_BLOCK_PIXELS`: every step works
     row by row, so blocks give the same result, and a block's intermediates
-    stay in the cache (on 1 thread up to a quarter faster; see
-    docs/benchmarks.md).
+    stay in the cache. There the elementwise steps run as three compiled
+    loops (:mod:`common.augment.cpu_path`), equal to the torch path to float32
+    rounding and about a third cheaper in all (docs/benchmarks.md).
     """
     if images.dim() != 3 or images.dtype != torch.float32:
         raise ValueError(f"expected float32 (B, H, W) images, got {images.dtype} {images.shape}")
@@ -249,6 +251,8 @@ def apply_alterations(images: Tensor, params: AlterationParams) -> Tensor:
             f"{params.batch_size} slices of {params.shape}"
         )
     batch, height, width = images.shape
+    if images.device.type == "cpu" and not images.requires_grad and fused_cpu_enabled():
+        return cpu_path.apply_on_cpu(images, params, CPU_BLOCK_PIXELS)
     if images.device.type != "cpu" or batch * height * width <= CPU_BLOCK_PIXELS:
         return _apply_block(images, params)
     rows = max(1, CPU_BLOCK_PIXELS // (height * width))
@@ -291,3 +295,12 @@ class Augmenter:
         batch, height, width = images.shape
         params = sample_alterations(self.config, batch, (height, width), generator)
         return apply_alterations(images, params), params
+
+
+def fused_cpu_enabled() -> bool:
+    """Whether CPU blocks go through the compiled kernels of :mod:`common.augment.fused`.
+
+    On by default; ``FEDHARMONIZE_FUSED_AUGMENT=0`` selects the plain torch
+    path (the reference the kernels are tested against), e.g. to compare.
+    """
+    return os.environ.get("FEDHARMONIZE_FUSED_AUGMENT", "1") != "0"
