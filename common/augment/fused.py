@@ -10,11 +10,14 @@ magnitude, shading, gain and offset) without a C compiler on the machine
 reference and the GPU path; the tests hold the two to float32 rounding of each
 other.
 
-The kernels are serial (one thread) and release the GIL: a threaded kernel
-fights torch's own OpenMP pool and Flower's worker processes for the same
-cores. Branches are taken once per line, so the inner loops vectorize. Rows
-whose parameters are neutral come back bitwise unchanged: their arithmetic is
-``x + 0 * t`` and ``x * 1 + 0``.
+Each kernel spreads its slices over numba's threads (``prange``); the caller
+sets their number to torch's (``common.augment.cpu_path``). Branches are
+taken once per line, so the inner loops vectorize. Rows whose parameters are
+neutral come back bitwise unchanged: their arithmetic is ``x + 0 * t`` and
+``x * 1 + 0``. numba's OpenMP threading layer, like torch's, does not survive
+``fork``: a child of a process that ran these kernels must not run them
+again (nothing here forks; Flower's Ray workers and SuperNode apps start
+fresh processes).
 """
 
 from collections.abc import Callable
@@ -26,7 +29,7 @@ _ZERO, _ONE = np.float32(0.0), np.float32(1.0)
 
 
 def _compiled(function: Callable[..., None]) -> Callable[..., None]:
-    """``function`` compiled without the GIL, its machine code cached on disk where possible.
+    """``function`` compiled, parallel and without the GIL, cached on disk where possible.
 
     numba refuses to cache when neither the source folder nor the user's cache
     folder is writable (a read-only container); the kernel is then compiled
