@@ -128,11 +128,15 @@ def main() -> None:
         return pipeline._apply_block(images, params)
 
     def augment_torch_path() -> torch.Tensor:
+        before = os.environ.get("FEDHARMONIZE_FUSED_AUGMENT")
         os.environ["FEDHARMONIZE_FUSED_AUGMENT"] = "0"
         try:
             return augmenter(images, generator)[0]
         finally:
-            os.environ.pop("FEDHARMONIZE_FUSED_AUGMENT")
+            if before is None:
+                os.environ.pop("FEDHARMONIZE_FUSED_AUGMENT")
+            else:
+                os.environ["FEDHARMONIZE_FUSED_AUGMENT"] = before
 
     timed = {"round trip": round_trip, "blocked": blocked_round_trip, "augmentation": augment}
     if args.unblocked:

@@ -17,6 +17,7 @@ The result equals the torch path's to float32 rounding (tests hold them to
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -25,6 +26,9 @@ from torch import Tensor
 
 from common.augment import fused, intensity, kspace, noise
 from common.fft import irfft2, rfft2
+
+if TYPE_CHECKING:  # the pipeline imports this module
+    from common.augment.pipeline import AlterationParams
 
 CPU = torch.device("cpu")
 
@@ -48,8 +52,8 @@ class _RowPlan:
     offset: np.ndarray  # (n,)
 
 
-def _plan(params, height: int, width: int) -> _RowPlan:
-    """The batch's per-row arithmetic; ``params`` is an ``AlterationParams``."""
+def _plan(params: "AlterationParams", height: int, width: int) -> _RowPlan:
+    """The batch's per-row arithmetic, in numpy."""
     count, slope = params.batch_size, params.curve_slopes[:, 0]
     curve = None
     if bool((params.curve_slopes[:, 1] != slope).any()):
@@ -82,7 +86,7 @@ def _plan(params, height: int, width: int) -> _RowPlan:
     )
 
 
-def apply_on_cpu(images: Tensor, params, block_pixels: int) -> Tensor:
+def apply_on_cpu(images: Tensor, params: "AlterationParams", block_pixels: int) -> Tensor:
     """``apply_alterations`` for float32 CPU ``images`` ``(B, H, W)``, in blocks of pixels."""
     images = images.contiguous()
     count, height, width = images.shape

@@ -94,7 +94,7 @@ def add_spikes_(
 
 
 @functools.lru_cache(maxsize=4)
-def _noise_stream(device: torch.device) -> Tensor:
+def noise_stream(device: torch.device) -> Tensor:
     """Fixed white Gaussian stream ``(3, L)``: real part, imaginary part, imaginary squared.
 
     Identical on every device and in every run. Drawing fresh normals costs
@@ -106,11 +106,6 @@ def _noise_stream(device: torch.device) -> Tensor:
     rng = np.random.default_rng(NOISE_STREAM_SEED)
     parts = torch.from_numpy(rng.standard_normal((2, STREAM_LENGTH), dtype=np.float32))
     return torch.cat([parts, parts[1:] ** 2]).to(device)
-
-
-def noise_stream(device: torch.device) -> Tensor:
-    """The fixed stream ``(3, L)`` that :func:`noise_fields` takes its windows from."""
-    return _noise_stream(device)
 
 
 def noise_starts(offset: Tensor, height: int, width: int) -> Tensor:
@@ -130,7 +125,7 @@ def noise_fields(offset: Tensor, height: int, width: int, device: torch.device) 
     gathered window by window.
     """
     size = height * width
-    stream = _noise_stream(device)
+    stream = noise_stream(device)
     offset = noise_starts(offset, height, width)
     count, first = offset.shape[0], int(offset[0]) if offset.numel() else 0
     consecutive = bool((offset == first + size * torch.arange(count)).all())

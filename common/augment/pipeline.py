@@ -241,7 +241,7 @@ def apply_alterations(images: Tensor, params: AlterationParams) -> Tensor:
     row by row, so blocks give the same result, and a block's intermediates
     stay in the cache. There the elementwise steps run as three compiled
     loops (:mod:`common.augment.cpu_path`), equal to the torch path to float32
-    rounding and about a third cheaper in all (docs/benchmarks.md).
+    rounding and about a quarter cheaper in all (docs/benchmarks.md).
     """
     if images.dim() != 3 or images.dtype != torch.float32:
         raise ValueError(f"expected float32 (B, H, W) images, got {images.dtype} {images.shape}")
