@@ -82,12 +82,14 @@ def stage_breakdown(images: torch.Tensor, repeats: int, generator: torch.Generat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--breakdown", action="store_true", help="also time each stage")
+    parser.add_argument("--batch", type=int, default=32, help="slices per batch")
+    parser.add_argument("--size", type=int, default=256, help="slice height and width")
+    parser.add_argument("--repeats", type=int, default=30, help="timed calls; medians")
+    parser.add_argument("--threads", type=int, default=2, help="torch (and kernel) threads")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time each stage of the torch path"
+    )
     parser.add_argument(
         "--unblocked",
         action="store_true",
