@@ -153,11 +153,10 @@ def _acquire(altered: Tensor, plan: _RowPlan, first: int) -> tuple[Tensor, Tenso
     extra = np.flatnonzero(plan.spiky[rows] | np.isin(np.arange(count), partial_rows))
     imag = real.new_zeros((extra.size, height, width))
     if partial_rows.size:
-        odd = -1j * f.odd_rows[in_block][:, :, None] * f.odd_cols[in_block][:, None, :]
-        chosen = torch.from_numpy(partial_rows)
-        spectra = spectrum.index_select(0, chosen).mul_(torch.from_numpy(odd.astype(np.complex64)))
-        slots = torch.from_numpy(np.searchsorted(extra, partial_rows))
-        imag.index_copy_(0, slots, irfft2(spectra, width))
+        odd = kspace.odd_images(
+            spectrum, partial_rows, f.odd_rows[in_block], f.odd_cols[in_block], width
+        )
+        imag.index_copy_(0, torch.from_numpy(np.searchsorted(extra, partial_rows)), odd)
     p = plan.acquisition
     for slot, row in enumerate(extra.tolist()):
         if plan.spiky[first + row]:

@@ -310,14 +310,27 @@ def _filtered(
     real = irfft2(spectrum, width)
     if not f.partial.size:
         return real, real.new_zeros((extra.size, height, width))
-    ratio = (-1j * f.odd_rows[:, :, None] * f.odd_cols[:, None, :]).astype(np.complex64)
-    partial = torch.from_numpy(f.partial).to(device)
-    odd = irfft2(spectrum.index_select(0, partial).mul_(torch.from_numpy(ratio).to(device)), width)
+    odd = odd_images(spectrum, f.partial, f.odd_rows, f.odd_cols, width)
     if extra.size == f.partial.size:
         return real, odd
     imag = real.new_zeros((extra.size, height, width))
     slots = torch.from_numpy(np.searchsorted(extra, f.partial)).to(device)
     return real, imag.index_copy_(0, slots, odd)
+
+
+def odd_images(
+    spectrum: Tensor, rows: np.ndarray, odd_rows: np.ndarray, odd_cols: np.ndarray, width: int
+) -> Tensor:
+    """Imaginary images ``(m, H, W)`` of the partial-Fourier ``rows`` of a filtered half spectrum.
+
+    ``odd_rows`` ``(m, H)`` and ``odd_cols`` ``(m, W//2+1)`` are the odd / even
+    ratios of those rows' masks (``FilterFactors``): the odd part of the
+    acquisition is ``-1j * ratio * filtered``.
+    """
+    ratio = (-1j * odd_rows[:, :, None] * odd_cols[:, None, :]).astype(np.complex64)
+    chosen = torch.from_numpy(rows).to(spectrum.device)
+    spectra = spectrum.index_select(0, chosen).mul_(torch.from_numpy(ratio).to(spectrum.device))
+    return irfft2(spectra, width)
 
 
 def simulate_acquisition(images: Tensor, params: KspaceParams) -> Tensor:
