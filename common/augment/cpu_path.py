@@ -157,10 +157,5 @@ def _acquire(altered: Tensor, plan: _RowPlan, first: int) -> tuple[Tensor, Tenso
             spectrum, partial_rows, f.odd_rows[in_block], f.odd_cols[in_block], width
         )
         imag.index_copy_(0, torch.from_numpy(np.searchsorted(extra, partial_rows)), odd)
-    p = plan.acquisition
-    for slot, row in enumerate(extra.tolist()):
-        if plan.spiky[first + row]:
-            whole = first + row
-            spikes = (p.spike_position[whole], p.spike_amplitude[whole], p.spike_phase[whole])
-            noise.add_spikes_(real[row], imag[slot], *spikes)
+    kspace.add_row_spikes_(real, imag, extra, plan.acquisition, first)
     return real, imag, extra

@@ -333,6 +333,22 @@ def odd_images(
     return irfft2(spectra, width)
 
 
+def add_row_spikes_(
+    real: Tensor, imag: Tensor, extra: np.ndarray, params: KspaceParams, first: int = 0
+) -> None:
+    """In place: the spikes of every row of ``extra`` that has any.
+
+    ``real`` ``(n, H, W)`` holds rows ``first`` to ``first + n`` of the batch
+    that ``params`` describes; ``imag`` ``(k, H, W)`` holds the imaginary
+    images of the (block-local) rows ``extra``.
+    """
+    for slot, row in enumerate(extra.tolist()):
+        whole = first + row
+        if bool((params.spike_amplitude[whole] != 0).any()):
+            spikes = (params.spike_position[whole], params.spike_amplitude[whole])
+            add_spikes_(real[row], imag[slot], *spikes, params.spike_phase[whole])
+
+
 def simulate_acquisition(images: Tensor, params: KspaceParams) -> Tensor:
     """Magnitude image ``(n, H, W)`` of real ``images`` ``(n, H, W)`` after all k-space effects.
 
@@ -353,10 +369,7 @@ def simulate_acquisition(images: Tensor, params: KspaceParams) -> Tensor:
         real, imag = images.clone(), images.new_zeros((extra.size, height, width))
     else:
         real, imag = _filtered(images, f, grid, extra)
-    for slot, row in enumerate(extra.tolist()):
-        if spiky[row]:
-            spikes = (params.spike_position[row], params.spike_amplitude[row])
-            add_spikes_(real[row], imag[slot], *spikes, params.spike_phase[row])
+    add_row_spikes_(real, imag, extra, params)
     return _magnitude(real, imag, extra, p["noise_sigma"], params.noise_offset)
 
 
