@@ -190,7 +190,10 @@ def train_round(
     """
     model = model_from_state(state, settings)
     if pseudo:
-        slices = pseudo_targets(model, slices, device, settings.training.batch_size)
+        training = settings.training
+        slices = pseudo_targets(
+            model, slices, device, training.batch_size, training.pseudo_target_passes
+        )
     result = train_harmonizer(
         model,
         slices,

@@ -161,7 +161,11 @@ def split_loss(
 
 @torch.inference_mode()
 def pseudo_targets(
-    model: torch.nn.Module, slices: SliceSet, device: torch.device, batch_size: int = 32
+    model: torch.nn.Module,
+    slices: SliceSet,
+    device: torch.device,
+    batch_size: int = 32,
+    passes: int = 1,
 ) -> SliceSet:
     """Non-reference slices' targets replaced by ``model``'s harmonization of them.
 
@@ -169,8 +173,12 @@ def pseudo_targets(
     current model, taught fine detail by the reference sites, gives a cleaner
     version of the same anatomy. Those outputs then teach everything, detail
     included (progressive pseudo-targets, issue 6). Reference slices keep their
-    own targets, which anchor the contrast. The model is left in eval mode.
+    own targets, which anchor the contrast. With ``passes`` > 1 the output is
+    harmonized again: one pass leaves part of the scanner's noise and blur, which
+    the site would otherwise teach back. The model is left in eval mode.
     """
+    if passes < 1:
+        raise ValueError(f"passes must be at least 1, got {passes}")
     if slices.detail is None or bool(slices.detail.all()):
         return slices
     rows = torch.nonzero(~slices.detail).flatten()
@@ -178,9 +186,11 @@ def pseudo_targets(
     targets = slices.targets.clone()
     for start in range(0, len(rows), batch_size):
         chosen = rows[start : start + batch_size]
-        batch = slices.targets[chosen].to(device)
-        output = model(batch[:, None])[:, 0].clamp_min(0).cpu()
-        targets[chosen] = output * slices.masks[chosen]
+        output = slices.targets[chosen].to(device)
+        mask = slices.masks[chosen].to(device)
+        for _ in range(passes):
+            output = model(output[:, None])[:, 0].clamp_min(0) * mask
+        targets[chosen] = output.cpu()
     return SliceSet(targets=targets, masks=slices.masks, detail=None)
 
 
@@ -305,7 +315,9 @@ def train_harmonizer(
     with bar:
         for epoch in range(training.epochs):
             if refresh and epoch > 0:  # pooled training: the model so far makes the targets
-                current = pseudo_targets(model, slices, device, training.batch_size)
+                current = pseudo_targets(
+                    model, slices, device, training.batch_size, training.pseudo_target_passes
+                )
                 target_landmarks = target_landmarks_of(current, percentiles)
                 model.train()
             order = torch.randperm(len(slices), generator=generator)

@@ -210,6 +210,11 @@ def summary_section(inputs: ReportInputs) -> str:
     return "\n".join(lines)
 
 
+def _passes(count: int) -> str:
+    """'one pass of the global model' or 'N passes of the global model' (pseudo-targets)."""
+    return "one pass of the global model" if count == 1 else f"{count} passes of the global model"
+
+
 def target_policy(metadata: ArtifactMetadata) -> str:
     """Which way of preparing training targets the main model used, in plain words."""
     settings = metadata.provenance.settings
@@ -228,8 +233,9 @@ def target_policy(metadata: ArtifactMetadata) -> str:
         sites = (
             "sites outside the reference contrast taught contrast, shading and anatomy in the "
             "first round; from the second round, the global model's harmonization of their own "
-            "cases became their targets (progressive pseudo-targets), anchored by the reference "
-            f"sites; influence {training.get('non_reference_weight', 1.0)}"
+            f"cases ({_passes(training.get('pseudo_target_passes', 1))}) became their targets "
+            "(progressive pseudo-targets), anchored by the reference sites; influence "
+            f"{training.get('non_reference_weight', 1.0)}"
         )
     else:
         sites = "every site's targets taught everything, fine texture included"

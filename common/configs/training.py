@@ -31,6 +31,15 @@ class TrainingConfig(BaseModel):
     coarse_sigma: float = Field(
         default=2.0, gt=0.0, le=8.0, description="blur (pixels) of the 'coarse' loss"
     )
+    pseudo_target_passes: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="'pseudo': how many times the global model is applied to a "
+        "non-reference case to make its target. One pass keeps part of that scanner's noise "
+        "and blur, and the site would teach the network to keep it; a second pass removes "
+        "more (docs/training-targets.md)",
+    )
     non_reference_weight: float = Field(
         default=1.0,
         gt=0.0,

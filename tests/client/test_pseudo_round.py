@@ -37,3 +37,46 @@ def test_only_non_reference_sites_train_on_their_round_share():
     assert len(round_slices(slices, settings, reference=False, key=(1, 2))) == 3
     everything = settings.with_overrides("training", non_reference_share=1.0)
     assert len(round_slices(slices, everything, reference=False, key=(1, 2))) == 12
+
+
+@pytest.mark.parametrize("passes", [1, 3])
+def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch, passes):
+    from types import SimpleNamespace
+
+    import torch
+
+    import common.site_training as site_training
+    from common.model import build_model
+    from common.training import SliceSet
+
+    seen: list[int] = []
+
+    def spy(model, slices, device, batch_size=32, passes=1):
+        seen.append(passes)
+        return slices
+
+    monkeypatch.setattr(site_training, "pseudo_targets", spy)
+    settings = HarmonizerSettings().with_overrides(
+        "training", pseudo_target_passes=passes, epochs=1, batch_size=4
+    )
+    slices = SliceSet(targets=torch.rand(4, 16, 16), masks=torch.ones(4, 16, 16, dtype=torch.bool))
+    site_training.train_round(
+        build_model(settings.model, seed=0).state_dict(),
+        slices,
+        SimpleNamespace(percentiles=(1.0, 50.0, 99.0)),
+        settings,
+        device=torch.device("cpu"),
+        key=(1, 2),
+        pseudo=True,
+    )
+
+    assert seen == [passes]
+
+
+@pytest.mark.parametrize("bad", [0, 5])
+def test_pseudo_target_passes_outside_one_to_four_are_refused(bad):
+    from common.configs.settings import parse_settings
+    from common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pseudo_target_passes"):
+        parse_settings(f"[training]\npseudo_target_passes = {bad}\n", "run.toml")

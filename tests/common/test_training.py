@@ -1,6 +1,7 @@
 """Training details that decide what each site teaches: detail flags and the coarse loss."""
 
 import numpy as np
+import pytest
 import torch
 
 from common.configs.training import TrainingConfig
@@ -166,6 +167,22 @@ def test_pseudo_targets_replace_only_non_reference_rows_with_the_models_output()
     assert pseudo_targets(Doubler(), every_row_reference, torch.device("cpu")) is (
         every_row_reference
     )
+
+
+def test_a_second_pass_harmonizes_the_first_passes_output_inside_the_mask():
+    targets = smooth_batch(rows=3)
+    mask = targets > 0.1
+    slices = collect_slices_from(targets, mask, torch.tensor([False, True, False]))
+
+    twice = pseudo_targets(Doubler(), slices, torch.device("cpu"), batch_size=2, passes=2)
+
+    once = (2 * targets - 0.5).clamp_min(0) * mask
+    expected = (2 * once - 0.5).clamp_min(0) * mask
+    rows = torch.tensor([0, 2])
+    assert torch.allclose(twice.targets[rows], expected[rows])
+    assert torch.equal(twice.targets[1], targets[1])
+    with pytest.raises(ValueError, match="passes"):
+        pseudo_targets(Doubler(), slices, torch.device("cpu"), passes=0)
 
 
 def collect_slices_from(targets: torch.Tensor, mask: torch.Tensor, detail: torch.Tensor):
