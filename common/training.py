@@ -22,26 +22,10 @@ from common.configs.augmentation import AugmentationConfig
 from common.configs.training import TrainingConfig
 from common.errors import HarmonizationError
 from common.input_mapping import map_slices, slice_landmarks
-from common.mask import slice_foreground_fraction
+from common.slices import SliceSet
+from common.slices import collect_slices as collect_slices  # its earlier home; callers import it
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SliceSet:
-    """Axial target slices and their foreground masks, padded to one size.
-
-    ``targets`` is float32 (N, H, W) in profile units; ``masks`` is bool (N, H, W).
-    ``detail`` is bool (N,): True where the slice comes from a reference site and
-    may teach fine texture (noise level, sharpness); None means every slice may.
-    """
-
-    targets: torch.Tensor
-    masks: torch.Tensor
-    detail: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
 
 
 @dataclass
@@ -56,36 +40,6 @@ class TrainingResult:
     @property
     def final_loss(self) -> float:
         return self.epoch_losses[-1] if self.epoch_losses else float("nan")
-
-
-def collect_slices(
-    volumes: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray],
-    min_foreground: float,
-    detail: Sequence[bool] | None = None,
-) -> SliceSet:
-    """Axial slices whose foreground share is at least ``min_foreground`` of the largest.
-
-    ``detail`` gives one flag per volume (see :class:`SliceSet`); None: all True.
-    """
-    if not volumes:
-        raise HarmonizationError("no target volumes to train on")
-    height = max(v.shape[0] for v in volumes)
-    width = max(v.shape[1] for v in volumes)
-    flags = [True] * len(volumes) if detail is None else list(detail)
-    targets, slice_masks, slice_detail = [], [], []
-    for volume, mask, flag in zip(volumes, masks, flags, strict=True):
-        fraction = slice_foreground_fraction(mask)
-        keep = np.flatnonzero(fraction >= min_foreground * fraction.max())
-        pad = ((0, height - volume.shape[0]), (0, width - volume.shape[1]), (0, 0))
-        targets.append(np.pad(volume, pad)[:, :, keep].transpose(2, 0, 1))
-        slice_masks.append(np.pad(mask, pad)[:, :, keep].transpose(2, 0, 1))
-        slice_detail.append(np.full(len(keep), flag))
-    return SliceSet(
-        targets=torch.from_numpy(np.concatenate(targets).astype(np.float32)),
-        masks=torch.from_numpy(np.concatenate(slice_masks).astype(bool)),
-        detail=None if detail is None else torch.from_numpy(np.concatenate(slice_detail)),
-    )
 
 
 def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
