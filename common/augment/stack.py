@@ -130,7 +130,7 @@ def apply_stack_alterations(stacks: Tensor, alterations: StackAlterations) -> Te
     channels = alterations.channels
     clean = blur_through_plane(stacks, alterations.fwhm, channels)
     altered = apply_alterations(clean.reshape(batch * channels, height, width), alterations.params)
-    return altered.view(batch, channels, height, width)
+    return altered.reshape(batch, channels, height, width)
 
 
 class StackAugmenter:
