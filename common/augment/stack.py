@@ -86,11 +86,12 @@ def blur_through_plane(stacks: Tensor, fwhm: Tensor, channels: int) -> Tensor:
     taps = torch.arange(-margin, margin + 1, device=stacks.device, dtype=stacks.dtype)
     weights = torch.exp(-0.5 * (taps[None, :] / sigma[:, None]) ** 2)
     weights = weights / weights.sum(dim=1, keepdim=True)
-    chosen = stacks[blurred.to(stacks.device)]
+    rows = blurred.to(stacks.device)
+    chosen = stacks[rows]
     total = torch.zeros_like(chosen[:, :channels])
     for tap in range(2 * margin + 1):
         total += weights[:, tap, None, None, None] * chosen[:, tap : tap + channels]
-    result[blurred.to(stacks.device)] = total
+    result[rows] = total
     return result
 
 
