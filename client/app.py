@@ -32,7 +32,7 @@ from common.site_training import (
     site_slices,
     train_round,
 )
-from common.training import SliceSet
+from common.slices import SliceSet
 
 
 def _edge(context: Context) -> tuple[FederationConfig, SiteNode, HarmonizerSettings]:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.artifact import ArtifactMetadata, Provenance, save_artifact, software_versions
+from common.augment.stack import context_slices
 from common.configs.settings import HarmonizerSettings
 from common.errors import InputError
 from common.model import build_model
 from common.profile import ReferenceProfile, merge_profiles
 from common.sites import SiteFolder
+from common.slices import collect_slices
 from common.targets import (
     ReferenceCase,
     load_reference_cases,
@@ -25,7 +27,7 @@ from common.targets import (
     split_held_out,
     training_targets,
 )
-from common.training import TrainingResult, collect_slices, train_harmonizer
+from common.training import TrainingResult, train_harmonizer
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +120,11 @@ def train_local(
     targets = training_targets(cases, profile, settings.profile)
     detail = [name in references for name in cases_by_site for _ in cases_by_site[name]]
     slices = collect_slices(
-        targets, [case.mask for case in cases], settings.training.min_slice_foreground, detail
+        targets,
+        [case.mask for case in cases],
+        settings.training.min_slice_foreground,
+        detail,
+        context_slices(settings.model.in_channels),
     )
     logger.info(
         "training on %d slices from %d cases at %d sites", len(slices), len(cases), len(sites)

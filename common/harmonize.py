@@ -1,8 +1,10 @@
 """Running a trained harmonizer over a whole volume, slice by slice.
 
 The volume is first landmark-mapped onto the model's reference profile (see
-:mod:`common.input_mapping`); each axial slice then goes through the U-Net. The
-result is in reference-profile units (foreground 99th percentile about 1).
+:mod:`common.input_mapping`); each axial slice then goes through the U-Net,
+with its neighbours from the mapped volume when the model takes more than one
+(2.5D; edge-replicated at the volume's ends, as in training). The result is in
+reference-profile units (foreground 99th percentile about 1).
 """
 
 import numpy as np
@@ -11,7 +13,9 @@ from tqdm.auto import tqdm
 
 from common.errors import InputError
 from common.input_mapping import map_volume_to_profile
+from common.model import input_channels
 from common.profile import ReferenceProfile
+from common.slices import neighbour_table
 
 
 @torch.inference_mode()
@@ -31,11 +35,13 @@ def harmonize_volume(
     model.to(device).eval()
     mapped = map_volume_to_profile(volume, mask, profile)
     slices = torch.from_numpy(mapped).permute(2, 0, 1)  # (Z, X, Y)
+    depth, radius = slices.shape[0], input_channels(model) // 2
+    stacks = torch.from_numpy(neighbour_table(np.arange(depth), depth, radius))  # (Z, C)
     output = torch.empty_like(slices)
-    starts = range(0, slices.shape[0], batch_size)
+    starts = range(0, depth, batch_size)
     for start in tqdm(
         starts, desc="slices", unit="batch", disable=None if progress else True, leave=False
     ):
-        batch = slices[start : start + batch_size].to(device)
-        output[start : start + batch_size] = model(batch[:, None])[:, 0].clamp_min(0).cpu()
+        batch = slices[stacks[start : start + batch_size]].to(device)
+        output[start : start + batch_size] = model(batch)[:, 0].clamp_min(0).cpu()
     return output.permute(1, 2, 0).numpy().copy()

@@ -49,6 +49,8 @@ def slice_landmarks(
 def map_slices(images: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Batched piecewise-linear map from ``source`` (B, L) to ``target`` (B, L) landmarks.
 
+    ``images`` is (B, ...): every value of row b takes row b's map, so all
+    slices of a stack (B, C, H, W) are mapped alike, as a whole volume is.
     Mirrors :func:`common.profile_mapping.landmark_knots` and ``apply_knots``:
     an anchor 0 -> 0, strictly increasing knots, and linear extrapolation of
     the outer segments with their slopes capped for near-flat slices.

@@ -99,6 +99,15 @@ class HarmonizerUNet(nn.Module):
         return y
 
 
+def input_channels(model: nn.Module) -> int:
+    """How many neighbouring slices ``model`` takes per input (its ``in_channels``).
+
+    A module without a :class:`UNetConfig` (a stand-in in tests) takes one.
+    """
+    config = getattr(model, "config", None)
+    return config.in_channels if isinstance(config, UNetConfig) else 1
+
+
 def build_model(config: UNetConfig, seed: int) -> HarmonizerUNet:
     """Construct the network with weights drawn from ``seed``, leaving global RNG alone."""
     with torch.random.fork_rng(devices=[]):

@@ -6,6 +6,7 @@ profile, train local epochs from the received weights, and evaluate on the
 held-out reference case.
 """
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,12 +16,13 @@ from typing import Literal
 
 import torch
 
-from common.augment.pipeline import Augmenter
+from common.augment.stack import StackAugmenter, context_slices
 from common.configs.settings import HarmonizerSettings
-from common.input_mapping import map_slices, slice_landmarks
+from common.input_mapping import slice_landmarks
 from common.model import build_model
 from common.profile import ReferenceProfile
 from common.sites import SiteFolder, read_site
+from common.slices import SliceSet, collect_slices
 from common.targets import (
     ReferenceCase,
     load_reference_cases,
@@ -29,11 +31,11 @@ from common.targets import (
     training_targets,
 )
 from common.training import (
-    SliceSet,
     TrainingResult,
-    collect_slices,
     harmonization_loss,
+    network_input,
     pseudo_targets,
+    stack_width,
     train_harmonizer,
     training_generator,
 )
@@ -120,7 +122,9 @@ def _slices_cached(
     settings = HarmonizerSettings.model_validate_json(settings_json)
     targets = training_targets(cases, profile, settings.profile)
     minimum = settings.training.min_slice_foreground
-    return collect_slices(targets, [c.mask for c in cases], minimum, [detail] * len(cases))
+    context = context_slices(settings.model.in_channels)
+    masks = [c.mask for c in cases]
+    return collect_slices(targets, masks, minimum, [detail] * len(cases), context)
 
 
 def site_slices(
@@ -152,12 +156,15 @@ def round_share(slices: SliceSet, share: float, key: Sequence[int], seed: int) -
 
     ``key`` is (site, round): every round draws afresh, so over the rounds the
     site still teaches all of its slices, and a replayed round draws the same.
+    Slices with neighbours (2.5D) keep them all: the share chooses centres only.
     """
     if share >= 1.0:
         return slices
     count = max(1, round(share * len(slices)))
     generator = training_generator(seed, (*key, SHARE_STREAM))
     chosen = torch.randperm(len(slices), generator=generator)[:count].sort().values
+    if slices.neighbours is not None:
+        return dataclasses.replace(slices, centres=slices.centre_rows(chosen))
     detail = None if slices.detail is None else slices.detail[chosen]
     return SliceSet(targets=slices.targets[chosen], masks=slices.masks[chosen], detail=detail)
 
@@ -225,20 +232,23 @@ def evaluate_slices(
     """
     model = model_from_state(state, settings).to(device).eval()
     generator = training_generator(settings.training.seed, (EVALUATION_KEY,))
-    augmenter = Augmenter(settings.augmentation)
+    channels = settings.model.in_channels
+    width = stack_width(slices, channels) if len(slices) else 1
+    augmenter = StackAugmenter(settings.augmentation, channels)
     weight = settings.training.gradient_loss_weight
     totals = {"loss": 0.0, "identity-loss": 0.0, "nmae": 0.0}
     count = 0
-    for start in range(0, len(slices), settings.training.batch_size):
-        target = slices.targets[start : start + settings.training.batch_size].to(device)
-        mask = slices.masks[start : start + settings.training.batch_size].to(device)
-        altered, _ = augmenter(target, generator)
-        mapped = map_slices(
-            altered,
-            slice_landmarks(altered, mask, profile.percentiles),
-            slice_landmarks(target, mask, profile.percentiles),
-        )
-        prediction = model(mapped[:, None])[:, 0]
+    batch_size = settings.training.batch_size
+    for start in range(0, len(slices), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(slices)))
+        stacks = slices.stacks(index, width).to(device)
+        target = stacks[:, width // 2]
+        mask = slices.masks[slices.centre_rows(index)].to(device)
+        altered, _ = augmenter(stacks, generator)
+        landmarks = slice_landmarks(target, mask, profile.percentiles)
+        inputs = network_input(altered, mask, landmarks, profile.percentiles)
+        mapped = inputs[:, channels // 2]
+        prediction = model(inputs)[:, 0]
         n = len(target)
         totals["loss"] += float(harmonization_loss(prediction, target, mask, weight)) * n
         totals["identity-loss"] += float(harmonization_loss(mapped, target, mask, weight)) * n

@@ -9,6 +9,7 @@ run replays exactly on the CPU.
 """
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,31 +18,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from common.augment.pipeline import Augmenter
+from common.augment.stack import THROUGH_PLANE_MARGIN, StackAugmenter, context_slices
 from common.configs.augmentation import AugmentationConfig
 from common.configs.training import TrainingConfig
 from common.errors import HarmonizationError
 from common.input_mapping import map_slices, slice_landmarks
-from common.mask import slice_foreground_fraction
+from common.model import input_channels
+from common.slices import SliceSet
+from common.slices import collect_slices as collect_slices  # its earlier home; callers import it
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SliceSet:
-    """Axial target slices and their foreground masks, padded to one size.
-
-    ``targets`` is float32 (N, H, W) in profile units; ``masks`` is bool (N, H, W).
-    ``detail`` is bool (N,): True where the slice comes from a reference site and
-    may teach fine texture (noise level, sharpness); None means every slice may.
-    """
-
-    targets: torch.Tensor
-    masks: torch.Tensor
-    detail: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
 
 
 @dataclass
@@ -56,36 +42,6 @@ class TrainingResult:
     @property
     def final_loss(self) -> float:
         return self.epoch_losses[-1] if self.epoch_losses else float("nan")
-
-
-def collect_slices(
-    volumes: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray],
-    min_foreground: float,
-    detail: Sequence[bool] | None = None,
-) -> SliceSet:
-    """Axial slices whose foreground share is at least ``min_foreground`` of the largest.
-
-    ``detail`` gives one flag per volume (see :class:`SliceSet`); None: all True.
-    """
-    if not volumes:
-        raise HarmonizationError("no target volumes to train on")
-    height = max(v.shape[0] for v in volumes)
-    width = max(v.shape[1] for v in volumes)
-    flags = [True] * len(volumes) if detail is None else list(detail)
-    targets, slice_masks, slice_detail = [], [], []
-    for volume, mask, flag in zip(volumes, masks, flags, strict=True):
-        fraction = slice_foreground_fraction(mask)
-        keep = np.flatnonzero(fraction >= min_foreground * fraction.max())
-        pad = ((0, height - volume.shape[0]), (0, width - volume.shape[1]), (0, 0))
-        targets.append(np.pad(volume, pad)[:, :, keep].transpose(2, 0, 1))
-        slice_masks.append(np.pad(mask, pad)[:, :, keep].transpose(2, 0, 1))
-        slice_detail.append(np.full(len(keep), flag))
-    return SliceSet(
-        targets=torch.from_numpy(np.concatenate(targets).astype(np.float32)),
-        masks=torch.from_numpy(np.concatenate(slice_masks).astype(bool)),
-        detail=None if detail is None else torch.from_numpy(np.concatenate(slice_detail)),
-    )
 
 
 def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -176,22 +132,45 @@ def pseudo_targets(
     own targets, which anchor the contrast. With ``passes`` > 1 the output is
     harmonized again: one pass leaves part of the scanner's noise and blur, which
     the site would otherwise teach back. The model is left in eval mode.
+
+    A 2.5D model reads neighbours, which are then pseudo-targets too: each pass
+    covers the rows that the next pass's (or training's) stacks read.
     """
     if passes < 1:
         raise ValueError(f"passes must be at least 1, got {passes}")
     if slices.detail is None or bool(slices.detail.all()):
         return slices
-    rows = torch.nonzero(~slices.detail).flatten()
     model.to(device).eval()
+    reach = [slices.around(slices.centre_rows())]  # rows whose final targets are read
+    for _ in range(passes - 1):
+        reach.append(slices.around(reach[-1]))
+    current = slices
+    for rows in reversed(reach):
+        rows = rows[~slices.detail[rows]]
+        current = harmonized_rows(model, current, rows, device, batch_size)
+    return dataclasses.replace(current, detail=None)
+
+
+def harmonized_rows(
+    model: torch.nn.Module,
+    slices: SliceSet,
+    rows: torch.Tensor,
+    device: torch.device,
+    batch_size: int,
+) -> SliceSet:
+    """``slices`` with the stored ``rows``' targets replaced by ``model``'s output, masked.
+
+    Every stack is read from the targets as they were before the call.
+    """
+    channels = input_channels(model)
+    every = dataclasses.replace(slices, centres=None)  # a stack of any stored row
     targets = slices.targets.clone()
     for start in range(0, len(rows), batch_size):
         chosen = rows[start : start + batch_size]
-        output = slices.targets[chosen].to(device)
-        mask = slices.masks[chosen].to(device)
-        for _ in range(passes):
-            output = model(output[:, None])[:, 0].clamp_min(0) * mask
+        stacks = every.stacks(chosen, channels).to(device)
+        output = model(stacks)[:, 0].clamp_min(0) * slices.masks[chosen].to(device)
         targets[chosen] = output.cpu()
-    return SliceSet(targets=targets, masks=slices.masks, detail=None)
+    return dataclasses.replace(slices, targets=targets)
 
 
 def proximal_term(
@@ -209,21 +188,52 @@ def training_generator(seed: int, key: Sequence[int]) -> torch.Generator:
 
 
 def detail_of(slices: SliceSet, index: torch.Tensor | None) -> torch.Tensor | None:
-    """The batch's (or, with ``index`` None, every slice's) detail flags; None when all teach."""
+    """The batch's (or, with ``index`` None, every centre's) detail flags; None when all teach."""
     if slices.detail is None:
         return None
-    flags = slices.detail if index is None else slices.detail[index]
+    flags = slices.detail[slices.centre_rows(index)]
     return None if bool(flags.all()) else flags
 
 
 def target_landmarks_of(slices: SliceSet, percentiles: Sequence[float]) -> torch.Tensor:
-    """Landmarks of every target slice, measured in chunks."""
+    """Landmarks of every centre's target slice, measured in chunks: (N, L)."""
+    rows = slices.centre_rows()
     return torch.cat(
         [
-            slice_landmarks(slices.targets[i : i + 256], slices.masks[i : i + 256], percentiles)
+            slice_landmarks(
+                slices.targets[rows[i : i + 256]], slices.masks[rows[i : i + 256]], percentiles
+            )
             for i in range(0, len(slices), 256)
         ]
     )
+
+
+def stack_width(slices: SliceSet, channels: int) -> int:
+    """How many slices a training stack gathers: the model's, plus the blur margin if held.
+
+    Raises when ``slices`` hold fewer neighbours than the model itself needs.
+    """
+    if channels == 1:
+        return 1
+    if slices.radius < channels // 2:
+        raise HarmonizationError(
+            f"the model takes {channels} slices but the training slices hold "
+            f"{slices.radius} neighbours each side; collect them with "
+            f"context={context_slices(channels)}"
+        )
+    return 2 * min(slices.radius, channels // 2 + THROUGH_PLANE_MARGIN) + 1
+
+
+def network_input(
+    altered: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, percentiles: Sequence[float]
+) -> torch.Tensor:
+    """Altered stacks ``(B, C, H, W)`` landmark-mapped onto the ``target`` landmarks ``(B, L)``.
+
+    Every channel takes its centre slice's map (measured in the centre's ``mask``),
+    as ``apply`` maps all slices of a volume with one map.
+    """
+    centre = altered[:, altered.shape[1] // 2]
+    return map_slices(altered, slice_landmarks(centre, mask, percentiles), target)
 
 
 def batch_loss(
@@ -284,11 +294,17 @@ def train_harmonizer(
     it, as ``apply`` maps a whole volume onto the profile. ``proximal_mu`` > 0 adds
     FedProx's term mu/2 * ||w - w_start||^2, which keeps a site's update near the
     global model it received.
+
+    A 2.5D model (``in_channels`` > 1) gets each slice with its neighbours, held
+    by ``slices`` (collected with ``context_slices(in_channels)``): the stack is
+    blurred across slices and altered as one scan, and the loss is on the centre.
     """
     if len(slices) == 0:
         raise HarmonizationError("no usable slices: every slice is below the foreground threshold")
     generator = training_generator(training.seed, key)
-    augmenter = Augmenter(augmentation)
+    channels = input_channels(model)
+    width = stack_width(slices, channels)
+    augmenter = StackAugmenter(augmentation, channels)
     model.to(device).train()
     anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     optimizer = torch.optim.AdamW(
@@ -324,15 +340,14 @@ def train_harmonizer(
             epoch_loss, seen = 0.0, 0
             for start in range(0, len(slices), training.batch_size):
                 index = order[start : start + training.batch_size]
-                target = current.targets[index].to(device)
-                mask = current.masks[index].to(device)
-                altered, _ = augmenter(target, generator)
-                network_input = map_slices(
-                    altered,
-                    slice_landmarks(altered, mask, percentiles),
-                    target_landmarks[index].to(device),
+                stacks = current.stacks(index, width).to(device)
+                target = stacks[:, width // 2]
+                mask = current.masks[current.centre_rows(index)].to(device)
+                altered, _ = augmenter(stacks, generator)
+                mapped = network_input(
+                    altered, mask, target_landmarks[index].to(device), percentiles
                 )
-                prediction = model(network_input[:, None])[:, 0]
+                prediction = model(mapped)[:, 0]
                 loss = batch_loss(prediction, target, mask, detail_of(current, index), training)
                 if anchor:
                     loss = loss + proximal_term(model, anchor, proximal_mu)

@@ -45,6 +45,21 @@ def sample_noise(
     return torch.where(on, sigma, 0.0), offset
 
 
+def stack_offsets(offset: Tensor, channels: int, shape: tuple[int, int]) -> Tensor:
+    """Noise offsets for ``channels`` slices of each of ``B`` stacks: ``(B * channels,)``.
+
+    ``offset`` ``(B,)`` is one batch as :func:`sample_noise` drew it. The batch's
+    first window stays and the B * C slices take consecutive windows from it,
+    as if drawn for B * C slices: the slices of one stack never share noise
+    (their windows are apart by at least H * W, modulo the stream), and past
+    the stream's end the windows wrap around, as they do across batches.
+    No random numbers are drawn, so a stack sees the same stream as one slice.
+    """
+    size = shape[0] * shape[1]
+    count = offset.shape[0] * channels
+    return (offset[:1] + size * torch.arange(count)) % max(STREAM_LENGTH - size + 1, 1)
+
+
 def sample_spikes(
     strength: float, on: Tensor, generator: torch.Generator, shape: tuple[int, int]
 ) -> tuple[Tensor, Tensor, Tensor]:

@@ -141,6 +141,18 @@ class AlterationParams:
             shape=self.shape, **{name: getattr(self, name)[start:stop] for name in self._SPEC}
         )
 
+    def per_slice(self, channels: int) -> Self:
+        """Each sample's parameters for the ``channels`` slices of its stack, ``(B * C,)`` rows.
+
+        The slices of a stack come from one scan, so they share every
+        parameter but the noise: thermal noise is independent from slice to
+        slice, so each slice gets its own window of the stream
+        (:func:`common.augment.noise.stack_offsets`).
+        """
+        repeated = {name: getattr(self, name).repeat_interleave(channels, 0) for name in self._SPEC}
+        repeated["noise_offset"] = noise.stack_offsets(self.noise_offset, channels, self.shape)
+        return type(self)(shape=self.shape, **repeated)
+
     def kspace_rows(self) -> Tensor:
         """``(B,)`` bool: samples that go through the simulated acquisition."""
         p = {name: getattr(self, name).numpy() for name in self._ACQUISITION}
@@ -186,6 +198,20 @@ def sample_alterations(
     strength 0). The number of draws does not depend on the config values, so
     one seed gives comparable batches across configs.
     """
+    return sample_with_identity(config, batch_size, shape, generator)[0]
+
+
+def sample_with_identity(
+    config: AugmentationConfig,
+    batch_size: int,
+    shape: tuple[int, int],
+    generator: torch.Generator,
+) -> tuple[AlterationParams, Tensor]:
+    """:func:`sample_alterations`, and which samples ``(B,)`` were drawn to stay unaltered.
+
+    Alterations sampled elsewhere (the through-plane blur of a stack) need
+    the identity draw so that an identity sample stays untouched by them too.
+    """
     if generator.device.type != "cpu":
         raise ValueError(f"sample_alterations needs a CPU generator, got {generator.device}")
     batch, settings = batch_size, config.settings()
@@ -209,7 +235,7 @@ def sample_alterations(
     fraction, axis, side = kspace.sample_partial_fourier(*on("partial_fourier"), generator)
     sigma, noise_offset = noise.sample_noise(*on("noise"), generator, shape)
     position, amplitude, phase = noise.sample_spikes(*on("spikes"), generator, shape)
-    return AlterationParams(
+    params = AlterationParams(
         shape=(int(shape[0]), int(shape[1])),
         curve_window=window,
         curve_slopes=slopes,
@@ -229,6 +255,7 @@ def sample_alterations(
         spike_amplitude=amplitude,
         spike_phase=phase,
     )
+    return params, identity[:, 0]
 
 
 def apply_alterations(images: Tensor, params: AlterationParams) -> Tensor:

@@ -22,6 +22,9 @@ class AlterationSetting(BaseModel):
     probability: float = Field(ge=0.0, le=1.0)
 
 
+THROUGH_PLANE = ("through_plane_blur",)
+
+
 def _setting(strength: float, probability: float) -> AlterationSetting:
     return AlterationSetting(strength=strength, probability=probability)
 
@@ -31,7 +34,9 @@ class AugmentationConfig(BaseModel):
 
     Defaults aim at what differs between clinical sites: tissue contrast and
     shading on most samples, blur or sharpening on about half, noise at SNR
-    10-40 on most, ringing and partial-Fourier smearing on a few, spikes rarely.
+    10-40 on most, ringing and partial-Fourier smearing on a few, spikes rarely;
+    for a 2.5D model, blur across slices (thick or overlapping slices, a
+    slice profile wider than the spacing) on about 2 in 5 stacks.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +54,8 @@ class AugmentationConfig(BaseModel):
     partial_fourier: AlterationSetting = _setting(0.7, 0.2)
     noise: AlterationSetting = _setting(1.0, 0.7)
     spikes: AlterationSetting = _setting(0.5, 0.03)
+    # across slices: only a 2.5D model ([model] in_channels > 1) sees it
+    through_plane_blur: AlterationSetting = _setting(1.0, 0.4)
 
     @classmethod
     def off(cls) -> Self:
@@ -62,5 +69,13 @@ class AugmentationConfig(BaseModel):
         return cls(**zeroed)
 
     def settings(self) -> dict[str, AlterationSetting]:
-        """The alterations by name, in the order they are sampled."""
-        return {name: value for name, value in self if isinstance(value, AlterationSetting)}
+        """The in-plane alterations by name, in the order they are sampled.
+
+        The through-plane blur is not among them: it is drawn per stack of
+        slices (``common.augment.stack``), so a 2D model's draws stay as they were.
+        """
+        return {
+            name: value
+            for name, value in self
+            if isinstance(value, AlterationSetting) and name not in THROUGH_PLANE
+        }

@@ -122,3 +122,26 @@ def test_a_comparison_model_trains_on_the_federations_cases_only(sites_root, tmp
     assert same_cases.num_slices < everything.num_slices
     # the profile still comes from every case, as the federation's does
     assert same_cases.metadata.reference_profile == everything.metadata.reference_profile
+
+
+def test_a_3_slice_model_trains_locally_and_applies(sites_root, tmp_path):
+    from client.local_training import train_local
+
+    settings = TINY.model_copy(
+        update={
+            "model": UNetConfig(in_channels=3, base_channels=8, depth=2),
+            "training": TrainingConfig(epochs=1, batch_size=8),
+        }
+    ).with_overrides("profile", bias_correction="none")
+    sites = discover_sites(sites_root, ["site-a"])
+
+    outcome = train_local(sites, tmp_path / "run", settings, device_name="cpu", progress=False)
+    scan = sites_root / "site-a" / "reference" / "sub-00_T1w.nii.gz"
+    applied = main(
+        ["apply", "--model", str(tmp_path / "run" / "model"), str(scan), "--output", str(tmp_path)]
+    )
+
+    assert np.isfinite(outcome.result.step_losses).all()
+    assert load_artifact(tmp_path / "run" / "model").model.config.in_channels == 3
+    assert applied == 0
+    assert nib.load(str(tmp_path / "sub-00_T1w.nii.gz")).shape == nib.load(str(scan)).shape

@@ -73,6 +73,41 @@ def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch
     assert seen == [passes]
 
 
+def test_pooled_training_refreshes_its_pseudo_targets_with_the_configured_passes(monkeypatch):
+    import torch
+
+    import common.training as training_module
+    from common.model import build_model
+    from common.training import SliceSet
+
+    seen: list[int] = []
+
+    def spy(model, slices, device, batch_size=32, passes=1):
+        seen.append(passes)
+        return slices
+
+    monkeypatch.setattr(training_module, "pseudo_targets", spy)
+    settings = HarmonizerSettings().with_overrides(
+        "training", pseudo_target_passes=3, epochs=2, batch_size=4
+    )
+    slices = SliceSet(
+        targets=torch.rand(4, 16, 16),
+        masks=torch.ones(4, 16, 16, dtype=torch.bool),
+        detail=torch.tensor([True, True, False, False]),
+    )
+    training_module.train_harmonizer(
+        build_model(settings.model, seed=0),
+        slices,
+        settings.training,
+        settings.augmentation,
+        percentiles=(1.0, 50.0, 99.0),
+        device=torch.device("cpu"),
+        progress=False,
+    )
+
+    assert seen == [3]  # epoch 1 coarse, epoch 2 refreshed
+
+
 @pytest.mark.parametrize("bad", [0, 5])
 def test_pseudo_target_passes_outside_one_to_four_are_refused(bad):
     from common.configs.settings import parse_settings
