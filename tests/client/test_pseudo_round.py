@@ -39,6 +39,18 @@ def test_only_non_reference_sites_train_on_their_round_share():
     assert len(round_slices(slices, everything, reference=False, key=(1, 2))) == 12
 
 
+def _spy_on_pseudo_targets(monkeypatch, module) -> list[int]:
+    """Replace ``module.pseudo_targets`` by a stand-in that records its ``passes``."""
+    seen: list[int] = []
+
+    def spy(model, slices, device, batch_size=32, passes=1):
+        seen.append(passes)
+        return slices
+
+    monkeypatch.setattr(module, "pseudo_targets", spy)
+    return seen
+
+
 @pytest.mark.parametrize("passes", [1, 3])
 def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch, passes):
     from types import SimpleNamespace
@@ -49,13 +61,7 @@ def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch
     from common.model import build_model
     from common.training import SliceSet
 
-    seen: list[int] = []
-
-    def spy(model, slices, device, batch_size=32, passes=1):
-        seen.append(passes)
-        return slices
-
-    monkeypatch.setattr(site_training, "pseudo_targets", spy)
+    seen = _spy_on_pseudo_targets(monkeypatch, site_training)
     settings = HarmonizerSettings().with_overrides(
         "training", pseudo_target_passes=passes, epochs=1, batch_size=4
     )
@@ -80,13 +86,7 @@ def test_pooled_training_refreshes_its_pseudo_targets_with_the_configured_passes
     from common.model import build_model
     from common.training import SliceSet
 
-    seen: list[int] = []
-
-    def spy(model, slices, device, batch_size=32, passes=1):
-        seen.append(passes)
-        return slices
-
-    monkeypatch.setattr(training_module, "pseudo_targets", spy)
+    seen = _spy_on_pseudo_targets(monkeypatch, training_module)
     settings = HarmonizerSettings().with_overrides(
         "training", pseudo_target_passes=3, epochs=2, batch_size=4
     )
