@@ -71,11 +71,15 @@ class SliceSet:
         columns = table[rows][:, self.radius - half : self.radius + half + 1]
         return self.targets[columns]
 
-    def around(self, rows: torch.Tensor) -> torch.Tensor:
-        """The sorted rows that stacks of ``rows`` read (``rows`` themselves without stacks)."""
+    def around(self, rows: torch.Tensor, reach: int | None = None) -> torch.Tensor:
+        """The sorted rows that stacks of ``rows`` read (``rows`` themselves without stacks).
+
+        ``reach``: neighbours each side that the stacks read (None: all that are held).
+        """
         if self.neighbours is None:
             return rows
-        return torch.unique(self.neighbours[rows])
+        half = self.radius if reach is None else min(reach, self.radius)
+        return torch.unique(self.neighbours[rows][:, self.radius - half : self.radius + half + 1])
 
 
 def neighbour_table(stored: np.ndarray, depth: int, radius: int) -> np.ndarray:

@@ -142,8 +142,8 @@ def pseudo_targets(
         return slices
     model.to(device).eval()
     reach = [slices.around(slices.centre_rows())]  # rows whose final targets are read
-    for _ in range(passes - 1):
-        reach.append(slices.around(reach[-1]))
+    for _ in range(passes - 1):  # an earlier pass feeds only the model's own neighbours
+        reach.append(slices.around(reach[-1], input_channels(model) // 2))
     current = slices
     for rows in reversed(reach):
         rows = rows[~slices.detail[rows]]

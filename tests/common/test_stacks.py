@@ -83,3 +83,13 @@ def test_a_neighbour_that_is_not_stored_is_replaced_by_the_end_of_its_run():
         [5, 5, 5, 6, 6],
         [5, 5, 6, 6, 6],
     ]
+
+
+def test_around_gives_the_rows_a_stack_reads_all_held_or_within_a_reach():
+    slices = collect_slices([_numbered_volume(10, 0)], [_mask(10, range(0, 10))], 0.05, context=2)
+    row = torch.tensor([5])
+
+    assert slices.around(row).tolist() == [3, 4, 5, 6, 7]
+    assert slices.around(row, 1).tolist() == [4, 5, 6]
+    assert slices.around(torch.tensor([0]), 1).tolist() == [0, 1]  # edge-replicated
+    assert slices.around(row, 9).tolist() == [3, 4, 5, 6, 7]  # no more than is held
