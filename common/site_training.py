@@ -32,6 +32,7 @@ from common.targets import (
 )
 from common.training import (
     TrainingResult,
+    altered_batch,
     harmonization_loss,
     network_input,
     pseudo_targets,
@@ -241,10 +242,7 @@ def evaluate_slices(
     batch_size = settings.training.batch_size
     for start in range(0, len(slices), batch_size):
         index = torch.arange(start, min(start + batch_size, len(slices)))
-        stacks = slices.stacks(index, width).to(device)
-        target = stacks[:, width // 2]
-        mask = slices.masks[slices.centre_rows(index)].to(device)
-        altered, _ = augmenter(stacks, generator)
+        target, mask, altered = altered_batch(slices, index, width, augmenter, generator, device)
         landmarks = slice_landmarks(target, mask, profile.percentiles)
         inputs = network_input(altered, mask, landmarks, profile.percentiles)
         mapped = inputs[:, channels // 2]

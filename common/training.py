@@ -25,7 +25,6 @@ from common.errors import HarmonizationError
 from common.input_mapping import map_slices, slice_landmarks
 from common.model import input_channels
 from common.slices import SliceSet
-from common.slices import collect_slices as collect_slices  # its earlier home; callers import it
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +223,24 @@ def stack_width(slices: SliceSet, channels: int) -> int:
     return 2 * min(slices.radius, channels // 2 + THROUGH_PLANE_MARGIN) + 1
 
 
+def altered_batch(
+    slices: SliceSet,
+    index: torch.Tensor,
+    width: int,
+    augmenter: StackAugmenter,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clean centre targets ``(B, H, W)``, their masks and the altered stacks ``(B, C, H, W)``.
+
+    Training and federated evaluation draw their batches alike, so both read them here.
+    """
+    stacks = slices.stacks(index, width).to(device)
+    mask = slices.masks[slices.centre_rows(index)].to(device)
+    altered, _ = augmenter(stacks, generator)
+    return stacks[:, width // 2], mask, altered
+
+
 def network_input(
     altered: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, percentiles: Sequence[float]
 ) -> torch.Tensor:
@@ -340,10 +357,9 @@ def train_harmonizer(
             epoch_loss, seen = 0.0, 0
             for start in range(0, len(slices), training.batch_size):
                 index = order[start : start + training.batch_size]
-                stacks = current.stacks(index, width).to(device)
-                target = stacks[:, width // 2]
-                mask = current.masks[current.centre_rows(index)].to(device)
-                altered, _ = augmenter(stacks, generator)
+                target, mask, altered = altered_batch(
+                    current, index, width, augmenter, generator, device
+                )
                 mapped = network_input(
                     altered, mask, target_landmarks[index].to(device), percentiles
                 )

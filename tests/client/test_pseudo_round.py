@@ -28,7 +28,7 @@ def test_only_non_reference_sites_train_on_their_round_share():
     import torch
 
     from client.app import round_slices
-    from common.training import SliceSet
+    from common.slices import SliceSet
 
     slices = SliceSet(targets=torch.rand(12, 4, 4), masks=torch.ones(12, 4, 4, dtype=torch.bool))
     settings = HarmonizerSettings().with_overrides("training", non_reference_share=0.25)
@@ -59,7 +59,7 @@ def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch
 
     import common.site_training as site_training
     from common.model import build_model
-    from common.training import SliceSet
+    from common.slices import SliceSet
 
     seen = _spy_on_pseudo_targets(monkeypatch, site_training)
     settings = HarmonizerSettings().with_overrides(
@@ -84,7 +84,7 @@ def test_pooled_training_refreshes_its_pseudo_targets_with_the_configured_passes
 
     import common.training as training_module
     from common.model import build_model
-    from common.training import SliceSet
+    from common.slices import SliceSet
 
     seen = _spy_on_pseudo_targets(monkeypatch, training_module)
     settings = HarmonizerSettings().with_overrides(

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from common.site_training import round_share
-from common.training import SliceSet
+from common.slices import SliceSet
 
 
 def _slices(count: int) -> SliceSet:

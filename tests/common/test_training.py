@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from common.configs.training import TrainingConfig
+from common.slices import collect_slices
 from common.training import (
     batch_loss,
-    collect_slices,
     gaussian_lowpass,
     harmonization_loss,
     pseudo_targets,
@@ -186,7 +186,7 @@ def test_a_second_pass_harmonizes_the_first_passes_output_inside_the_mask():
 
 
 def collect_slices_from(targets: torch.Tensor, mask: torch.Tensor, detail: torch.Tensor):
-    from common.training import SliceSet
+    from common.slices import SliceSet
 
     return SliceSet(targets=targets, masks=mask, detail=detail)
 
