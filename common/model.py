@@ -54,6 +54,23 @@ class UpBlock(nn.Module):
         return self.conv(torch.cat([self.up(x), skip], dim=1))
 
 
+@torch.no_grad()
+def start_from_centre_slice(conv: nn.Conv2d) -> None:
+    """Let a 2.5D stem begin as a 2D one: it reads only the centre slice at first.
+
+    The residual output adds the centre slice, so removing its noise and blur
+    needs features that single it out. Drawn alike for every slice, the stem
+    first has to learn which one the centre is; on a small site that stalled
+    training near the identity (docs/training-targets.md, "2.5D input"). The
+    neighbours' weights start at zero and grow as their gradients ask; the
+    centre's are scaled to a one-slice stem's initial spread.
+    """
+    channels = conv.weight.shape[1]
+    centre = conv.weight[:, channels // 2].clone()
+    conv.weight.zero_()
+    conv.weight[:, channels // 2] = centre * channels**0.5
+
+
 class HarmonizerUNet(nn.Module):
     """Maps altered slices to the reference contrast.
 
@@ -76,6 +93,8 @@ class HarmonizerUNet(nn.Module):
             UpBlock(widths[i + 1], widths[i], self.config)
             for i in reversed(range(self.config.depth))
         )
+        if self.config.in_channels > 1:
+            start_from_centre_slice(self.stem[0])
         self.head = nn.Conv2d(widths[0], 1, 1)
         if self.config.residual:
             nn.init.zeros_(self.head.weight)

@@ -32,6 +32,22 @@ def test_two_and_a_half_d_input_uses_the_centre_slice_as_residual():
     torch.testing.assert_close(model(x), x[:, 1:2])
 
 
+@pytest.mark.parametrize("channels", [3, 5])
+def test_a_fresh_two_and_a_half_d_stem_reads_only_the_centre_slice(channels: int):
+    stacked = build_model(UNetConfig(in_channels=channels), seed=0).stem[0].weight
+    flat = build_model(UNetConfig(), seed=0).stem[0].weight
+    x = torch.rand(2, channels, 24, 24)
+    moved = x.clone()
+    moved[:, : channels // 2] = torch.rand(2, channels // 2, 24, 24)  # other neighbours
+
+    stem = build_model(UNetConfig(in_channels=channels), seed=0).stem
+
+    torch.testing.assert_close(stem(moved), stem(x))
+    assert not stacked[:, channels // 2].eq(0).all()
+    # the centre's weights spread as a one-slice stem's do (within sampling error)
+    assert 0.85 < float(stacked[:, channels // 2].std() / flat.std()) < 1.15
+
+
 def test_no_batchnorm_running_statistics_anywhere():
     for norm in ("group", "instance"):
         model = build_model(UNetConfig(base_channels=8, norm=norm), seed=0)

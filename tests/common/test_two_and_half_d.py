@@ -104,6 +104,9 @@ def test_a_3_slice_model_trains_on_stacks_with_finite_losses_and_replays():
     assert np.isfinite(result.step_losses).all()
     assert result.step_losses == again.step_losses
     assert not torch.equal(first.state_dict()["head.weight"], untrained["head.weight"])
+    # the neighbours' stem weights start at zero and are learned
+    assert untrained["stem.0.weight"][:, [0, 2]].eq(0).all()
+    assert first.state_dict()["stem.0.weight"][:, [0, 2]].abs().sum() > 0
 
 
 def test_a_3_slice_model_refuses_slices_collected_without_neighbours():
