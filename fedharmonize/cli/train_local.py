@@ -23,9 +23,11 @@ random k-space and intensity alterations of those targets; write RUN/model/.
 EPILOG = """\
 settings file (--config, TOML; every key optional):
   [training]      epochs, batch_size, learning_rate, gradient_loss_weight, seed,
-                  non_reference_targets ("coarse"|"full"), coarse_sigma
-  [model]         base_channels, depth, norm ("group"|"instance")
-  [augmentation]  strengths and probabilities of each alteration
+                  non_reference_targets ("pseudo"|"coarse"|"full"), coarse_sigma,
+                  pseudo_target_passes, non_reference_weight
+  [model]         base_channels, depth, norm ("group"|"instance"), groups, residual,
+                  in_channels (1; 3, 5, 7 or 9 for a 2.5D model that sees neighbours)
+  [augmentation]  strengths and probabilities of each alteration, through_plane_blur
   [profile]       percentiles, min_cases, bias_correction ("n4"|"none"), match_sharpness
 
 examples:

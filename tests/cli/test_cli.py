@@ -41,6 +41,21 @@ def test_evaluate_help_explains_every_metric_of_the_catalogue(capsys):
     assert not missing
 
 
+def test_train_local_help_names_every_model_field_and_target_choice(capsys):
+    from typing import get_args
+
+    from common.configs.model import UNetConfig
+    from common.configs.training import TrainingConfig
+
+    with pytest.raises(SystemExit):
+        main(["train-local", "--help"])
+
+    text = capsys.readouterr().out
+    choices = get_args(TrainingConfig.model_fields["non_reference_targets"].annotation)
+    named = [*UNetConfig.model_fields, *(f'"{choice}"' for choice in choices)]
+    assert [name for name in named if name not in text] == []
+
+
 def test_top_level_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
