@@ -34,13 +34,11 @@ def test_two_and_a_half_d_input_uses_the_centre_slice_as_residual():
 
 @pytest.mark.parametrize("channels", [3, 5])
 def test_a_fresh_two_and_a_half_d_stem_reads_only_the_centre_slice(channels: int):
-    stacked = build_model(UNetConfig(in_channels=channels), seed=0).stem[0].weight
-    flat = build_model(UNetConfig(), seed=0).stem[0].weight
-    x = torch.rand(2, channels, 24, 24)
-    moved = x.clone()
-    moved[:, : channels // 2] = torch.rand(2, channels // 2, 24, 24)  # other neighbours
-
     stem = build_model(UNetConfig(in_channels=channels), seed=0).stem
+    stacked, flat = stem[0].weight, build_model(UNetConfig(), seed=0).stem[0].weight
+    x = torch.rand(2, channels, 24, 24)
+    moved = torch.rand(2, channels, 24, 24)
+    moved[:, channels // 2] = x[:, channels // 2]  # the same centre, other neighbours
 
     torch.testing.assert_close(stem(moved), stem(x))
     assert not stacked[:, channels // 2].eq(0).all()
