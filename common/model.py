@@ -63,7 +63,8 @@ def start_from_centre_slice(conv: nn.Conv2d) -> None:
     first has to learn which one the centre is; on a small site that stalled
     training near the identity (docs/training-targets.md, "2.5D input"). The
     neighbours' weights start at zero and grow as their gradients ask; the
-    centre's are scaled to a one-slice stem's initial spread.
+    centre's are scaled to a one-slice stem's initial spread, so a one-slice
+    stem is left exactly as drawn.
     """
     channels = conv.weight.shape[1]
     centre = conv.weight[:, channels // 2].clone()
@@ -93,8 +94,7 @@ class HarmonizerUNet(nn.Module):
             UpBlock(widths[i + 1], widths[i], self.config)
             for i in reversed(range(self.config.depth))
         )
-        if self.config.in_channels > 1:
-            start_from_centre_slice(self.stem[0])
+        start_from_centre_slice(self.stem[0])
         self.head = nn.Conv2d(widths[0], 1, 1)
         if self.config.residual:
             nn.init.zeros_(self.head.weight)
