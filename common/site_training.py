@@ -200,7 +200,12 @@ def train_round(
     if pseudo:
         training = settings.training
         slices = pseudo_targets(
-            model, slices, device, training.batch_size, training.pseudo_target_passes
+            model,
+            slices,
+            device,
+            training.batch_size,
+            training.pseudo_target_passes,
+            training.pseudo_target_denoise,
         )
     result = train_harmonizer(
         model,

@@ -25,6 +25,7 @@ from common.errors import HarmonizationError
 from common.input_mapping import map_slices, slice_landmarks
 from common.model import input_channels
 from common.slices import SliceSet
+from common.target_denoising import total_variation_denoised
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def pseudo_targets(
     device: torch.device,
     batch_size: int = 32,
     passes: int = 1,
+    denoise: float = 0.0,
 ) -> SliceSet:
     """Non-reference slices' targets replaced by ``model``'s harmonization of them.
 
@@ -134,6 +136,10 @@ def pseudo_targets(
 
     A 2.5D model reads neighbours, which are then pseudo-targets too: each pass
     covers the rows that the next pass's (or training's) stacks read.
+
+    ``denoise`` > 0: the final targets are then denoised by total variation at
+    that weight, so the grain that the model lifts with the edges is not taught
+    back (``common.target_denoising``).
     """
     if passes < 1:
         raise ValueError(f"passes must be at least 1, got {passes}")
@@ -147,6 +153,11 @@ def pseudo_targets(
     for rows in reversed(reach):
         rows = rows[~slices.detail[rows]]
         current = harmonized_rows(model, current, rows, device, batch_size)
+    if denoise > 0:
+        final = reach[0][~slices.detail[reach[0]]]
+        targets = current.targets.clone()
+        targets[final] = total_variation_denoised(targets[final], current.masks[final], denoise)
+        current = dataclasses.replace(current, targets=targets)
     return dataclasses.replace(current, detail=None)
 
 
@@ -349,7 +360,12 @@ def train_harmonizer(
         for epoch in range(training.epochs):
             if refresh and epoch > 0:  # pooled training: the model so far makes the targets
                 current = pseudo_targets(
-                    model, slices, device, training.batch_size, training.pseudo_target_passes
+                    model,
+                    slices,
+                    device,
+                    training.batch_size,
+                    training.pseudo_target_passes,
+                    training.pseudo_target_denoise,
                 )
                 target_landmarks = target_landmarks_of(current, percentiles)
                 model.train()

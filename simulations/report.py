@@ -210,9 +210,10 @@ def summary_section(inputs: ReportInputs) -> str:
     return "\n".join(lines)
 
 
-def _passes(count: int) -> str:
-    """'one pass of the global model' or 'N passes of the global model' (pseudo-targets)."""
-    return "one pass of the global model" if count == 1 else f"{count} passes of the global model"
+def _passes(count: int, denoise: float = 0.0) -> str:
+    """How a pseudo-target was made: 'one pass of the global model', 'N passes ...', denoising."""
+    made = "one pass of the global model" if count == 1 else f"{count} passes of the global model"
+    return made if denoise <= 0 else f"{made}, then total-variation denoising at weight {denoise}"
 
 
 def target_policy(metadata: ArtifactMetadata) -> str:
@@ -230,10 +231,13 @@ def target_policy(metadata: ArtifactMetadata) -> str:
             f"influence {training.get('non_reference_weight', 1.0)}"
         )
     elif mode == "pseudo":
+        made = _passes(
+            training.get("pseudo_target_passes", 1), training.get("pseudo_target_denoise", 0.0)
+        )
         sites = (
             "sites outside the reference contrast taught contrast, shading and anatomy in the "
             "first round; from the second round, the global model's harmonization of their own "
-            f"cases ({_passes(training.get('pseudo_target_passes', 1))}) became their targets "
+            f"cases ({made}) became their targets "
             "(progressive pseudo-targets), anchored by the reference sites; influence "
             f"{training.get('non_reference_weight', 1.0)}"
         )

@@ -40,6 +40,15 @@ class TrainingConfig(BaseModel):
         "and blur, and the site would teach the network to keep it; a second pass removes "
         "more (docs/training-targets.md)",
     )
+    pseudo_target_denoise: float = Field(
+        default=0.04,
+        ge=0.0,
+        le=0.5,
+        description="'pseudo': total-variation denoising weight applied to each pseudo-target "
+        "slice, in profile units (the profile's 99th percentile is 1); 0 = off. The model "
+        "sharpens a foreign scan and lifts its noise with the edges; this flattens that grain "
+        "and keeps the edges, so the site does not teach it back (docs/training-targets.md)",
+    )
     non_reference_weight: float = Field(
         default=1.0,
         gt=0.0,

@@ -39,12 +39,12 @@ def test_only_non_reference_sites_train_on_their_round_share():
     assert len(round_slices(slices, everything, reference=False, key=(1, 2))) == 12
 
 
-def _spy_on_pseudo_targets(monkeypatch, module) -> list[int]:
-    """Replace ``module.pseudo_targets`` by a stand-in that records its ``passes``."""
-    seen: list[int] = []
+def _spy_on_pseudo_targets(monkeypatch, module) -> list[tuple[int, float]]:
+    """Replace ``module.pseudo_targets`` by a stand-in that records ``passes`` and ``denoise``."""
+    seen: list[tuple[int, float]] = []
 
-    def spy(model, slices, device, batch_size=32, passes=1):
-        seen.append(passes)
+    def spy(model, slices, device, batch_size=32, passes=1, denoise=0.0):
+        seen.append((passes, denoise))
         return slices
 
     monkeypatch.setattr(module, "pseudo_targets", spy)
@@ -63,7 +63,7 @@ def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch
 
     seen = _spy_on_pseudo_targets(monkeypatch, site_training)
     settings = HarmonizerSettings().with_overrides(
-        "training", pseudo_target_passes=passes, epochs=1, batch_size=4
+        "training", pseudo_target_passes=passes, pseudo_target_denoise=0.03, epochs=1, batch_size=4
     )
     slices = SliceSet(targets=torch.rand(4, 16, 16), masks=torch.ones(4, 16, 16, dtype=torch.bool))
     site_training.train_round(
@@ -76,7 +76,7 @@ def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch
         pseudo=True,
     )
 
-    assert seen == [passes]
+    assert seen == [(passes, 0.03)]
 
 
 def test_pooled_training_refreshes_its_pseudo_targets_with_the_configured_passes(monkeypatch):
@@ -88,7 +88,7 @@ def test_pooled_training_refreshes_its_pseudo_targets_with_the_configured_passes
 
     seen = _spy_on_pseudo_targets(monkeypatch, training_module)
     settings = HarmonizerSettings().with_overrides(
-        "training", pseudo_target_passes=3, epochs=2, batch_size=4
+        "training", pseudo_target_passes=3, pseudo_target_denoise=0.0, epochs=2, batch_size=4
     )
     slices = SliceSet(
         targets=torch.rand(4, 16, 16),
@@ -105,7 +105,7 @@ def test_pooled_training_refreshes_its_pseudo_targets_with_the_configured_passes
         progress=False,
     )
 
-    assert seen == [3]  # epoch 1 coarse, epoch 2 refreshed
+    assert seen == [(3, 0.0)]  # epoch 1 coarse, epoch 2 refreshed
 
 
 @pytest.mark.parametrize("bad", [0, 5])
@@ -115,3 +115,12 @@ def test_pseudo_target_passes_outside_one_to_four_are_refused(bad):
 
     with pytest.raises(ConfigError, match="pseudo_target_passes"):
         parse_settings(f"[training]\npseudo_target_passes = {bad}\n", "run.toml")
+
+
+@pytest.mark.parametrize("bad", [-0.01, 0.6])
+def test_a_pseudo_target_denoising_weight_out_of_range_is_refused(bad):
+    from common.configs.settings import parse_settings
+    from common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pseudo_target_denoise"):
+        parse_settings(f"[training]\npseudo_target_denoise = {bad}\n", "run.toml")

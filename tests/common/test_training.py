@@ -211,3 +211,21 @@ def test_pooled_pseudo_training_matches_coarse_in_epoch_one_then_departs():
 
     assert losses["pseudo"][0] == losses["coarse"][0]
     assert losses["pseudo"][1] != losses["coarse"][1]
+
+
+def test_denoised_pseudo_targets_are_the_models_output_denoised_and_only_there():
+    from common.target_denoising import total_variation_denoised
+
+    generator = torch.Generator().manual_seed(3)
+    targets = smooth_batch(rows=4) + 0.05 * torch.randn(4, 48, 48, generator=generator)
+    mask = targets > 0.1
+    detail = torch.tensor([True, False, True, False])
+    slices = collect_slices_from(targets, mask, detail)
+
+    plain = pseudo_targets(Doubler(), slices, torch.device("cpu"), batch_size=2)
+    denoised = pseudo_targets(Doubler(), slices, torch.device("cpu"), batch_size=2, denoise=0.04)
+
+    assert torch.equal(denoised.targets[detail], targets[detail])  # reference rows untouched
+    expected = total_variation_denoised(plain.targets[~detail], mask[~detail], 0.04)
+    assert torch.allclose(denoised.targets[~detail], expected)
+    assert not torch.allclose(denoised.targets[~detail], plain.targets[~detail])

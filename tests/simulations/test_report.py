@@ -152,8 +152,11 @@ def test_the_target_policy_is_stated_in_plain_words():
     assert "site optimizer state: restarted every round" in coarse
     assert "each trained on 25% of its slices per round" in default
     assert "of its slices per round" not in _policy_text(non_reference_share=1.0)
-    assert "own cases (2 passes of the global model)" in default
-    assert "(one pass of the global model)" in _policy_text(pseudo_target_passes=1)
+    assert "own cases (2 passes of the global model, then" in default
+    assert "(one pass of the global model)" in _policy_text(
+        pseudo_target_passes=1, pseudo_target_denoise=0.0
+    )
+    assert "then total-variation denoising at weight 0.04" in default
 
 
 def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
