@@ -33,9 +33,9 @@ from common.targets import (
 from common.training import (
     TrainingResult,
     altered_batch,
+    configured_pseudo_targets,
     harmonization_loss,
     network_input,
-    pseudo_targets,
     stack_width,
     train_harmonizer,
     training_generator,
@@ -198,15 +198,7 @@ def train_round(
     """
     model = model_from_state(state, settings)
     if pseudo:
-        training = settings.training
-        slices = pseudo_targets(
-            model,
-            slices,
-            device,
-            training.batch_size,
-            training.pseudo_target_passes,
-            training.pseudo_target_denoise,
-        )
+        slices = configured_pseudo_targets(model, slices, device, settings.training)
     result = train_harmonizer(
         model,
         slices,

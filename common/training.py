@@ -161,6 +161,20 @@ def pseudo_targets(
     return dataclasses.replace(current, detail=None)
 
 
+def configured_pseudo_targets(
+    model: torch.nn.Module, slices: SliceSet, device: torch.device, training: TrainingConfig
+) -> SliceSet:
+    """``pseudo_targets`` with the batch size, passes and denoising weight of ``training``."""
+    return pseudo_targets(
+        model,
+        slices,
+        device,
+        training.batch_size,
+        training.pseudo_target_passes,
+        training.pseudo_target_denoise,
+    )
+
+
 def harmonized_rows(
     model: torch.nn.Module,
     slices: SliceSet,
@@ -359,14 +373,7 @@ def train_harmonizer(
     with bar:
         for epoch in range(training.epochs):
             if refresh and epoch > 0:  # pooled training: the model so far makes the targets
-                current = pseudo_targets(
-                    model,
-                    slices,
-                    device,
-                    training.batch_size,
-                    training.pseudo_target_passes,
-                    training.pseudo_target_denoise,
-                )
+                current = configured_pseudo_targets(model, slices, device, training)
                 target_landmarks = target_landmarks_of(current, percentiles)
                 model.train()
             order = torch.randperm(len(slices), generator=generator)

@@ -58,10 +58,11 @@ def test_a_pseudo_round_makes_its_targets_with_the_configured_passes(monkeypatch
     import torch
 
     import common.site_training as site_training
+    import common.training as training_module
     from common.model import build_model
     from common.slices import SliceSet
 
-    seen = _spy_on_pseudo_targets(monkeypatch, site_training)
+    seen = _spy_on_pseudo_targets(monkeypatch, training_module)
     settings = HarmonizerSettings().with_overrides(
         "training", pseudo_target_passes=passes, pseudo_target_denoise=0.03, epochs=1, batch_size=4
     )
