@@ -153,11 +153,10 @@ def pseudo_targets(
     for rows in reversed(reach):
         rows = rows[~slices.detail[rows]]
         current = harmonized_rows(model, current, rows, device, batch_size)
-    if denoise > 0:
+    if denoise > 0:  # current.targets is harmonized_rows' own copy: denoise it in place
         final = reach[0][~slices.detail[reach[0]]]
-        targets = current.targets.clone()
+        targets = current.targets
         targets[final] = total_variation_denoised(targets[final], current.masks[final], denoise)
-        current = dataclasses.replace(current, targets=targets)
     return dataclasses.replace(current, detail=None)
 
 
