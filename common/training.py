@@ -155,8 +155,9 @@ def pseudo_targets(
         current = harmonized_rows(model, current, rows, device, batch_size)
     if denoise > 0:  # current.targets is harmonized_rows' own copy: denoise it in place
         final = reach[0][~slices.detail[reach[0]]]
-        targets = current.targets
-        targets[final] = total_variation_denoised(targets[final], current.masks[final], denoise)
+        current.targets[final] = total_variation_denoised(
+            current.targets[final], current.masks[final], denoise
+        )
     return dataclasses.replace(current, detail=None)
 
 

@@ -28,7 +28,7 @@ def edge_step(image: torch.Tensor) -> float:
     return float((image[:, 16:32, 12] - image[:, 16:32, 11]).mean())
 
 
-def test_the_grain_goes_and_the_edge_stays_where_a_blur_of_equal_denoising_softens_it():
+def test_the_grain_goes_and_the_edge_stays_where_a_blur_removes_less_grain_and_softens_it():
     clean, noisy, mask = noisy_step()
 
     denoised = total_variation_denoised(noisy, mask, 0.04)

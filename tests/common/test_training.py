@@ -6,6 +6,7 @@ import torch
 
 from common.configs.training import TrainingConfig
 from common.slices import collect_slices
+from common.target_denoising import total_variation_denoised
 from common.training import (
     batch_loss,
     gaussian_lowpass,
@@ -214,8 +215,6 @@ def test_pooled_pseudo_training_matches_coarse_in_epoch_one_then_departs():
 
 
 def test_denoised_pseudo_targets_are_the_models_output_denoised_and_only_there():
-    from common.target_denoising import total_variation_denoised
-
     generator = torch.Generator().manual_seed(3)
     targets = smooth_batch(rows=4) + 0.05 * torch.randn(4, 48, 48, generator=generator)
     mask = targets > 0.1
