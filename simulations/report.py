@@ -210,7 +210,7 @@ def summary_section(inputs: ReportInputs) -> str:
     return "\n".join(lines)
 
 
-def _pseudo_target_recipe(count: int, denoise: float = 0.0) -> str:
+def _pseudo_target_recipe(count: int, denoise: float) -> str:
     """How a pseudo-target was made: 'one pass of the global model', 'N passes ...', denoising."""
     made = "one pass of the global model" if count == 1 else f"{count} passes of the global model"
     return made if denoise <= 0 else f"{made}, then total-variation denoising at weight {denoise}"
