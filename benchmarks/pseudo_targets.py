@@ -48,7 +48,6 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=0.04)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    torch.manual_seed(0)
     model = build_model(UNetConfig(), seed=0)
     slices = noisy_slices(args.slices, args.size)
     seconds(model, slices, args.weight)  # warm-up
