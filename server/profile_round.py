@@ -81,7 +81,8 @@ def gather_profiles(
             f"(connected: {', '.join(sorted(names.values()))}; a site contributes only "
             "if its site.toml allows it)"
         )
-    merged = merge_profiles(list(contributions.values()), min_cases)
+    # in site order, not arrival order: the weighted average's last bits depend on it
+    merged = merge_profiles([contributions[name] for name in sorted(contributions)], min_cases)
     logger.info(
         "round 0: consortium profile from %s (%d cases)",
         ", ".join(sorted(contributions)),

@@ -15,21 +15,36 @@ from server.round_log import RoundLog
 
 
 class RecordingMixin:
-    """Writes each round's per-site metrics, then defers to the strategy."""
+    """Writes each round's per-site metrics, then defers to the strategy.
+
+    Replies reach the server in the order the sites finish, which load decides.
+    The average is a float32 sum, and its last bits depend on that order, which
+    training then amplifies; so replies are put in site order first, and a
+    seeded run gives the same model however its sites were scheduled.
+    """
 
     round_log: RoundLog
+
+    def _in_site_order(self, replies: Iterable[Message]) -> list[Message]:
+        names = self.round_log.site_names
+
+        def site(reply: Message) -> tuple[str, int]:
+            node = reply.metadata.src_node_id
+            return names.get(node, ""), node
+
+        return sorted(replies, key=site)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
+        replies = self._in_site_order(replies)
         self.round_log.record("train", server_round, replies)
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
-        replies = list(replies)
+        replies = self._in_site_order(replies)
         self.round_log.record("evaluate", server_round, replies)
         return super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
 

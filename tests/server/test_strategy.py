@@ -69,6 +69,28 @@ def test_a_site_outside_the_reference_contrast_counts_by_its_influence(tmp_path)
     assert "aggregation-weight" not in entry["aggregate"]
 
 
+def test_the_average_is_the_same_whichever_site_answers_first(tmp_path):
+    """Float32 sums depend on their order; the server must not let arrival order in."""
+    rng = np.random.default_rng(0)
+    values = [torch.from_numpy(rng.normal(size=4096).astype(np.float32)) for _ in range(3)]
+
+    def replies() -> list[Message]:
+        made = [reply(node, 0.0, 0.1, examples) for node, examples in ((7, 30), (3, 11), (5, 17))]
+        for message, value in zip(made, values, strict=True):
+            message.content["arrays"] = ArrayRecord({"w": value})
+        return made
+
+    names = {3: "site-c", 5: "site-a", 7: "site-b"}
+    averages = []
+    for order in ((0, 1, 2), (2, 1, 0), (1, 2, 0)):
+        strategy = build_strategy(FederationConfig(), 3, RoundLog(tmp_path / str(order), names))
+        arrived = replies()
+        arrays, _ = strategy.aggregate_train(1, [arrived[i] for i in order])
+        averages.append(arrays["w"].numpy())
+
+    assert averages[0].tobytes() == averages[1].tobytes() == averages[2].tobytes()
+
+
 def test_fedmedian_is_robust_to_one_outlier(tmp_path):
     log = RoundLog(tmp_path, {})
     strategy = build_strategy(FederationConfig(strategy="fedmedian"), 3, log)
