@@ -19,8 +19,8 @@ class RecordingMixin:
 
     Replies reach the server in the order the sites finish, which load decides.
     The average is a float32 sum, and its last bits depend on that order, which
-    training then amplifies; so replies are put in site order first, and a
-    seeded run gives the same model however its sites were scheduled.
+    training then amplifies; so replies are put in site order first, and
+    arrival order no longer reaches the model.
     """
 
     round_log: RoundLog
