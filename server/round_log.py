@@ -26,12 +26,16 @@ class RoundLog:
         self.site_names = dict(site_names)
         self.round_offset = round_offset
 
+    def site_name(self, node_id: int) -> str:
+        """The site's name from round 0, or the node number where round 0 did not name it."""
+        return self.site_names.get(node_id, str(node_id))
+
     def record(self, phase: str, server_round: int, replies: Iterable[Message]) -> None:
         per_site: dict[str, dict[str, float]] = {}
         for reply in replies:
             if reply.has_error() or "metrics" not in reply.content.metric_records:
                 continue
-            name = self.site_names.get(reply.metadata.src_node_id, str(reply.metadata.src_node_id))
+            name = self.site_name(reply.metadata.src_node_id)
             per_site[name] = {k: float(v) for k, v in reply.content["metrics"].items()}
         weights = {site: m.get("num-examples", 1.0) for site, m in per_site.items()}
         total = sum(weights.values()) or 1.0

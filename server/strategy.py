@@ -26,11 +26,9 @@ class RecordingMixin:
     round_log: RoundLog
 
     def _in_site_order(self, replies: Iterable[Message]) -> list[Message]:
-        names = self.round_log.site_names
-
         def site(reply: Message) -> tuple[str, int]:
             node = reply.metadata.src_node_id
-            return names.get(node, ""), node
+            return self.round_log.site_name(node), node
 
         return sorted(replies, key=site)
 
