@@ -1,7 +1,8 @@
 """The Flower ClientApp: translates messages into calls of :mod:`common.site_training`.
 
-Handlers: ``query.profile`` (round 0: the site's reference profile, if it
-contributes), ``train``, ``evaluate`` and ``query.model`` (store the final model).
+Handlers: ``query.profile`` (round 0: the site's name, its count of training
+cases and, if it contributes, its reference profile), ``train``, ``evaluate``
+and ``query.model`` (store the final model).
 Every reply passes the privacy mod, which checks it and writes the ledger.
 """
 
@@ -23,6 +24,8 @@ from common.model import parameter_shapes, trainable_shapes
 from common.profile import ReferenceProfile
 from common.site_training import (
     AGGREGATION_WEIGHT,
+    DENOISE_KEY,
+    TRAINING_CASES,
     describe_result,
     evaluate_slices,
     load_site_cases,
@@ -59,11 +62,26 @@ def send_profile(message: Message, context: Context) -> Message:
     cases = load_site_cases(node.data_path, settings, node.cache_dir)
     profile = local_profile(cases, settings, run.reference_site_names)
     content = RecordDict(
-        {SITE: ConfigRecord({"site-name": node.name, "contributes": profile is not None})}
+        {
+            SITE: ConfigRecord({"site-name": node.name, "contributes": profile is not None}),
+            METRICS: MetricRecord({TRAINING_CASES: len(cases.training)}),
+        }
     )
     if profile is not None:
         content[PROFILE] = ConfigRecord({"json": profile.to_json()})
     return Message(content=content, reply_to=message)
+
+
+def round_settings(settings: HarmonizerSettings, config: ConfigRecord) -> HarmonizerSettings:
+    """The settings a round trains with: the server's denoising weight, when it sent one.
+
+    The server sets the weight from every site's case count (round 0), which no
+    single site knows.
+    """
+    weight = config.get(DENOISE_KEY)
+    if weight is None:
+        return settings
+    return settings.with_overrides("training", pseudo_target_denoise=float(weight))
 
 
 def pseudo_round(settings: HarmonizerSettings, reference: bool, server_round: int) -> bool:
@@ -110,7 +128,7 @@ def train(message: Message, context: Context) -> Message:
         message.content[ARRAYS].to_torch_state_dict(),
         slices,
         profile,
-        settings,
+        round_settings(settings, config),
         device=resolve_device(run.device),
         key=key,
         proximal_mu=float(config.get("proximal-mu", 0.0)),

@@ -20,6 +20,7 @@ from common.model import build_model
 from common.profile import ReferenceProfile, merge_profiles
 from common.sites import SiteFolder
 from common.slices import collect_slices
+from common.target_denoising import denoise_weight
 from common.targets import (
     ReferenceCase,
     load_reference_cases,
@@ -117,6 +118,9 @@ def train_local(
             for name, cases in cases_by_site.items()
         }
     cases = [case for name in cases_by_site for case in cases_by_site[name]]
+    reference_cases = sum(len(cases_by_site[name]) for name in references if name in cases_by_site)
+    denoise = denoise_weight(settings.training, reference_cases, len(cases))
+    training = settings.with_overrides("training", pseudo_target_denoise=denoise).training
     targets = training_targets(cases, profile, settings.profile)
     detail = [name in references for name in cases_by_site for _ in cases_by_site[name]]
     slices = collect_slices(
@@ -133,7 +137,7 @@ def train_local(
     result = train_harmonizer(
         model,
         slices,
-        settings.training,
+        training,
         settings.augmentation,
         percentiles=profile.percentiles,
         device=device,
@@ -147,6 +151,8 @@ def train_local(
         rounds=0,
         versions=software_versions(),
         settings=json.loads(settings.model_dump_json()),
+        training_cases=len(cases),
+        reference_training_cases=reference_cases,
     )
     metadata = save_artifact(
         Path(run_dir) / "model",

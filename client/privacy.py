@@ -6,7 +6,8 @@ message type, record names, keys, array shapes, bytes) is appended to the
 site's ledger. Allowed are:
 
 - model arrays, under ``arrays``, with exactly the model's names and shapes;
-- scalar metrics, under ``metrics``;
+- scalar metrics, under ``metrics`` (in round 0, the site's count of training
+  cases);
 - the site's reference profile (a validated profile from at least
   ``min_cases`` cases) under ``profile``, and the site's name under ``site``.
 

@@ -50,6 +50,10 @@ class Provenance(BaseModel):
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     versions: dict[str, str] = Field(default_factory=dict)
     settings: dict[str, object] = Field(default_factory=dict)
+    # Cases trained on, in all and at the reference sites: the pseudo-target
+    # denoising weight follows their ratio. Models written before had none.
+    training_cases: int | None = Field(default=None, ge=1)
+    reference_training_cases: int | None = Field(default=None, ge=0)
 
 
 class ArtifactMetadata(BaseModel):

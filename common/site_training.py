@@ -254,6 +254,11 @@ def evaluate_slices(
 
 
 AGGREGATION_WEIGHT = "aggregation-weight"
+# Round 0's one metric: how many cases a site trains on. The server scales the
+# pseudo-target denoising by the reference sites' share of them and sends the
+# weight in every train config under DENOISE_KEY (no single site knows the share).
+TRAINING_CASES = "training-cases"
+DENOISE_KEY = "pseudo-target-denoise"
 
 
 def describe_result(result: TrainingResult, influence: float = 1.0) -> dict[str, float]:

@@ -16,6 +16,8 @@ from common.configs.federation import FederationConfig
 from common.configs.validation import parse_config
 from common.errors import HarmonizationError
 from common.model import build_model
+from common.site_training import DENOISE_KEY
+from common.target_denoising import denoise_weight
 from server.checkpoints import load_checkpoint_state, verify_chain, write_checkpoint
 from server.profile_round import gather_profiles, wait_for_sites
 from server.publishing import distribute_model, write_model
@@ -40,6 +42,14 @@ def run_server(grid: Grid, context: Context) -> None:
         grid, node_ids, run.reference_site_names, settings.profile.min_cases, run.reply_timeout_s
     )
     profile = chain[-1].profile if chain else round_zero.profile
+    reference_cases, all_cases = round_zero.case_counts()
+    denoise = denoise_weight(settings.training, reference_cases, all_cases)
+    logger.info(
+        "pseudo-target denoising weight %g (reference sites hold %d of %d training cases)",
+        denoise,
+        reference_cases,
+        all_cases,
+    )
     done = len(chain)
     state = (
         load_checkpoint_state(chain[-1])
@@ -51,7 +61,9 @@ def run_server(grid: Grid, context: Context) -> None:
         strategy = build_strategy(
             run, len(node_ids), RoundLog(run_dir, round_zero.site_names, done)
         )
-        config = ConfigRecord({"profile": profile.to_json(), "round-offset": done})
+        config = ConfigRecord(
+            {"profile": profile.to_json(), "round-offset": done, DENOISE_KEY: denoise}
+        )
 
         def checkpoint(server_round: int, arrays: ArrayRecord) -> None:
             if server_round > 0:
@@ -81,6 +93,8 @@ def run_server(grid: Grid, context: Context) -> None:
         strategy=run.strategy,
         versions=software_versions(),
         settings=json.loads(settings.model_dump_json()),
+        training_cases=all_cases,
+        reference_training_cases=reference_cases,
     )
     write_model(
         run_dir,

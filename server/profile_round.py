@@ -1,7 +1,8 @@
 """Round 0: gather the sites' reference profiles and merge them into the consortium's.
 
-Every site answers with its name; contributing sites also send their profile.
-The merged profile is the shared target every site maps its cases onto.
+Every site answers with its name and its count of training cases; contributing
+sites also send their profile. The merged profile is the shared target every
+site maps its cases onto; the counts set how strongly pseudo-targets are denoised.
 """
 
 import logging
@@ -14,6 +15,7 @@ from flwr.serverapp import Grid
 
 from common.errors import HarmonizationError
 from common.profile import ReferenceProfile, merge_profiles
+from common.site_training import TRAINING_CASES
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,16 @@ def wait_for_sites(grid: Grid, min_sites: int, timeout: float) -> list[int]:
         time.sleep(NODE_POLL_SECONDS)
 
 
+def _training_cases(reply: Message, name: str) -> int:
+    metrics = reply.content.metric_records.get("metrics")
+    if metrics is None or TRAINING_CASES not in metrics:
+        raise HarmonizationError(
+            f"site {name} sent no '{TRAINING_CASES}' in round 0: it runs an older "
+            "fedharmonize; every site needs the server's version"
+        )
+    return int(metrics[TRAINING_CASES])
+
+
 @dataclass(frozen=True)
 class RoundZero:
     """What round 0 established: the shared target and who is who."""
@@ -42,6 +54,12 @@ class RoundZero:
     profile: ReferenceProfile
     site_names: dict[int, str]
     contributors: tuple[str, ...]
+    training_cases: dict[str, int]  # site name -> cases it trains on
+
+    def case_counts(self) -> tuple[int, int]:
+        """Training cases at the reference (contributing) sites, and at all sites."""
+        reference = sum(self.training_cases[name] for name in self.contributors)
+        return reference, sum(self.training_cases.values())
 
 
 def gather_profiles(
@@ -61,6 +79,7 @@ def gather_profiles(
         for node_id in node_ids
     ]
     names: dict[int, str] = {}
+    cases: dict[str, int] = {}
     contributions: dict[str, ReferenceProfile] = {}
     for reply in grid.send_and_receive(messages, timeout=timeout):
         node_id = reply.metadata.src_node_id
@@ -68,6 +87,7 @@ def gather_profiles(
             raise HarmonizationError(f"site node {node_id} failed in round 0: {reply.error.reason}")
         name = str(reply.content["site"]["site-name"])
         names[node_id] = name
+        cases[name] = _training_cases(reply, name)
         if bool(reply.content["site"]["contributes"]):
             text = str(reply.content["profile"]["json"])
             contributions[name] = ReferenceProfile.from_json(text, f"profile from site {name}")
@@ -88,4 +108,4 @@ def gather_profiles(
         ", ".join(sorted(contributions)),
         merged.n_cases,
     )
-    return RoundZero(merged, names, tuple(sorted(contributions)))
+    return RoundZero(merged, names, tuple(sorted(contributions)), cases)

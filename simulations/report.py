@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifact import ArtifactMetadata, read_metadata
+from common.artifact import ArtifactMetadata, Provenance, read_metadata
 from common.atomic import write_atomically
 from common.nifti import load_volume
+from common.target_denoising import share_scaled_weight
 from server.round_log import read_round_log
 from simulations.baselines import BASELINES
 from simulations.evaluation import best_methods, site_names
@@ -213,7 +214,24 @@ def summary_section(inputs: ReportInputs) -> str:
 def _pseudo_target_recipe(count: int, denoise: float) -> str:
     """How a pseudo-target was made: 'one pass of the global model', 'N passes ...', denoising."""
     made = "one pass of the global model" if count == 1 else f"{count} passes of the global model"
-    return made if denoise <= 0 else f"{made}, then total-variation denoising at weight {denoise}"
+    return made if denoise <= 0 else f"{made}, then total-variation denoising at weight {denoise:g}"
+
+
+def _denoise_used(training: dict, provenance: Provenance) -> tuple[float, str]:
+    """The denoising weight the model trained with, and why when the share set it."""
+    configured = float(training.get("pseudo_target_denoise", 0.0))
+    reference, total = provenance.reference_training_cases, provenance.training_cases
+    follows = training.get("pseudo_target_denoise_follows_share", False)  # older models: fixed
+    if not follows or configured <= 0 or reference is None or total is None:
+        return configured, ""
+    used = share_scaled_weight(configured, reference, total)
+    cases = f"{reference} of the {total} training cases"
+    if used == configured:
+        return used, f"; denoising in full because the reference sites hold {cases}"
+    return used, (
+        f"; the configured denoising weight {configured:g} became {used:g} because the "
+        f"reference sites hold only {cases}"
+    )
 
 
 def target_policy(metadata: ArtifactMetadata) -> str:
@@ -231,15 +249,14 @@ def target_policy(metadata: ArtifactMetadata) -> str:
             f"influence {training.get('non_reference_weight', 1.0)}"
         )
     elif mode == "pseudo":
-        made = _pseudo_target_recipe(
-            training.get("pseudo_target_passes", 1), training.get("pseudo_target_denoise", 0.0)
-        )
+        denoise, why = _denoise_used(training, metadata.provenance)
+        made = _pseudo_target_recipe(training.get("pseudo_target_passes", 1), denoise)
         sites = (
             "sites outside the reference contrast taught contrast, shading and anatomy in the "
             "first round; from the second round, the global model's harmonization of their own "
             f"cases ({made}) became their targets "
             "(progressive pseudo-targets), anchored by the reference sites; influence "
-            f"{training.get('non_reference_weight', 1.0)}"
+            f"{training.get('non_reference_weight', 1.0)}{why}"
         )
     else:
         sites = "every site's targets taught everything, fine texture included"

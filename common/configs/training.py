@@ -49,6 +49,14 @@ class TrainingConfig(BaseModel):
         "sharpens a foreign scan and lifts its noise with the edges; this flattens that grain "
         "and keeps the edges, so the site does not teach it back (docs/training-targets.md)",
     )
+    pseudo_target_denoise_follows_share: bool = Field(
+        default=True,
+        description="'pseudo': scale the denoising weight by the reference sites' share of the "
+        "training cases: in full where they hold a third or more, off at a sixth or less, "
+        "linear between. Where reference cases are few, the foreign cases' fine detail is "
+        "worth more than their grain costs (docs/training-targets.md, stop 19); "
+        "false = the weight as given",
+    )
     non_reference_weight: float = Field(
         default=1.0,
         gt=0.0,

@@ -25,6 +25,8 @@ settings file (--config, TOML; every key optional):
   [training]      epochs, batch_size, learning_rate, gradient_loss_weight, seed,
                   non_reference_targets ("pseudo"|"coarse"|"full"), coarse_sigma,
                   pseudo_target_passes, pseudo_target_denoise (TV weight, 0 = off),
+                  pseudo_target_denoise_follows_share (true: the weight shrinks when
+                  reference sites hold under a third of the training cases),
                   non_reference_weight
   [model]         base_channels, depth, norm ("group"|"instance"), groups, residual,
                   in_channels (1; 3, 5, 7 or 9 for a 2.5D model that sees neighbours)

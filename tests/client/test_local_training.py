@@ -124,6 +124,45 @@ def test_a_comparison_model_trains_on_the_federations_cases_only(sites_root, tmp
     assert same_cases.metadata.reference_profile == everything.metadata.reference_profile
 
 
+def test_pooled_training_denoises_by_the_reference_share_and_records_it(
+    sites_root, write_nifti, tmp_path, monkeypatch
+):
+    import client.local_training as local_training
+    from tests.conftest import synthetic_head
+
+    for case in range(6):  # a third site with twice the cases: site-a holds 3 of 12
+        write_nifti(
+            f"sub-{case:02d}_T1w.nii.gz",
+            synthetic_head(seed=40 + case),
+            folder=sites_root / "site-c" / "reference",
+        )
+    weights: list[float] = []
+    real = local_training.train_harmonizer
+
+    def spy(model, slices, training, *args, **kwargs):
+        weights.append(training.pseudo_target_denoise)
+        return real(model, slices, training, *args, **kwargs)
+
+    monkeypatch.setattr(local_training, "train_harmonizer", spy)
+    settings = TINY.with_overrides("training", epochs=1).with_overrides(
+        "profile", bias_correction="none"
+    )
+
+    outcome = local_training.train_local(
+        discover_sites(sites_root),
+        tmp_path / "pooled",
+        settings,
+        reference_sites=["site-a"],
+        device_name="cpu",
+        progress=False,
+    )
+
+    assert weights == [pytest.approx(0.02)]  # a quarter: halfway between a sixth and a third
+    provenance = outcome.metadata.provenance
+    assert (provenance.reference_training_cases, provenance.training_cases) == (3, 12)
+    assert provenance.settings["training"]["pseudo_target_denoise"] == 0.04  # as configured
+
+
 def test_a_3_slice_model_trains_locally_and_applies(sites_root, tmp_path):
     from client.local_training import train_local
 

@@ -125,3 +125,17 @@ def test_a_pseudo_target_denoising_weight_out_of_range_is_refused(bad):
 
     with pytest.raises(ConfigError, match="pseudo_target_denoise"):
         parse_settings(f"[training]\npseudo_target_denoise = {bad}\n", "run.toml")
+
+
+def test_a_round_trains_with_the_denoising_weight_the_server_sent():
+    from flwr.app import ConfigRecord
+
+    from client.app import round_settings
+
+    settings = HarmonizerSettings()  # configured: 0.04
+
+    sent = round_settings(settings, ConfigRecord({"server-round": 2, "pseudo-target-denoise": 0.0}))
+
+    assert sent.training.pseudo_target_denoise == 0.0
+    assert sent.profile == settings.profile and sent.model == settings.model
+    assert round_settings(settings, ConfigRecord({"server-round": 2})) is settings

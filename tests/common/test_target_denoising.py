@@ -1,9 +1,11 @@
-"""Total-variation denoising of pseudo-targets: grain goes, edges and the background stay."""
+"""Total-variation denoising of pseudo-targets: grain goes, edges and the background stay;
+the weight follows the reference sites' share of the training cases."""
 
 import pytest
 import torch
 
-from common.target_denoising import total_variation_denoised
+from common.configs.training import TrainingConfig
+from common.target_denoising import denoise_weight, share_scaled_weight, total_variation_denoised
 from common.training import gaussian_lowpass
 
 
@@ -60,3 +62,38 @@ def test_each_slice_is_denoised_on_its_own():
     alone = total_variation_denoised(noisy[1:2], mask[1:2], 0.04)
 
     assert torch.allclose(together[1:2], alone, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("reference_cases", "all_cases", "expected"),
+    [
+        (3, 9, 0.04),  # the default phantoms: a third, full weight
+        (5, 5, 0.04),  # only reference sites
+        (2, 12, 0.0),  # the 2-reference-case phantoms: a sixth, off
+        (1, 10, 0.0),
+        (0, 4, 0.0),
+        (1, 4, 0.02),  # a quarter: halfway along the line
+    ],
+)
+def test_the_denoising_weight_follows_the_reference_share(reference_cases, all_cases, expected):
+    assert share_scaled_weight(0.04, reference_cases, all_cases) == pytest.approx(expected)
+
+
+def test_exactly_a_sixth_switches_denoising_off_not_to_a_rounding_crumb():
+    assert share_scaled_weight(0.04, 2, 12) == 0.0
+    assert share_scaled_weight(0.04, 4, 12) == 0.04
+
+
+@pytest.mark.parametrize(("reference_cases", "all_cases"), [(3, 2), (-1, 4), (0, 0)])
+def test_impossible_case_counts_are_refused(reference_cases, all_cases):
+    with pytest.raises(ValueError, match="reference cases"):
+        share_scaled_weight(0.04, reference_cases, all_cases)
+
+
+def test_a_fixed_weight_ignores_the_share():
+    fixed = TrainingConfig(pseudo_target_denoise=0.03, pseudo_target_denoise_follows_share=False)
+    scaled = TrainingConfig(pseudo_target_denoise=0.03)
+
+    assert denoise_weight(fixed, 2, 12) == 0.03
+    assert denoise_weight(scaled, 2, 12) == 0.0
+    assert denoise_weight(scaled, 3, 9) == 0.03

@@ -99,6 +99,8 @@ def test_simulation_writes_the_model_and_every_site_stores_it(finished_run):
     assert provenance.mode == "federated" and provenance.rounds == 2
     assert provenance.sites == ("site-a", "site-b", "site-c")
     assert provenance.reference_sites == ("site-a",)  # only site-a's site.toml contributes
+    # 4 cases per site, one held out: the reference site holds a third, so full denoising
+    assert (provenance.reference_training_cases, provenance.training_cases) == (3, 9)
 
 
 def test_training_loss_decreases_and_every_round_is_logged_per_site(finished_run):
@@ -131,6 +133,9 @@ def test_sites_sent_only_weights_scalar_metrics_and_the_profile(finished_run):
                 assert isinstance(value, int | float)
         profiles = [e for e in entries if "profile" in e["records"]]
         assert len(profiles) == (1 if ledger.stem == "site-a" else 0)
+        # round 0 also tells the server how many cases the site trains on, and nothing more
+        [zero] = [e for e in entries if e["message_type"] == "query.profile"]
+        assert zero["records"]["metrics"]["values"] == {"training-cases": 3}
 
 
 def test_a_run_killed_after_round_one_resumes_and_finishes(phantom_sites, tiny_settings, tmp_path):

@@ -108,15 +108,6 @@ class FakeGrid:
         return [1, 2, 3]
 
 
-@pytest.fixture
-def task_identity(monkeypatch):
-    """Flower stamps outgoing messages with the running task's identity; fake one."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    for name, value in (("_run_id", 1), ("_task_id", 1), ("_node_id", 0)):
-        monkeypatch.setattr(TaskIdentity, name, value)
-
-
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 @pytest.mark.usefixtures("task_identity")
 def test_every_strategy_builds_and_aggregates(tmp_path, name):

@@ -126,17 +126,20 @@ def test_tied_best_values_are_all_starred() -> None:
     assert text.count("&#9733;") == 2
 
 
-def _policy_text(**training: object) -> str:
+def _policy_text(cases: tuple[int, int] | None = None, **training: object) -> str:
     from common.configs.settings import HarmonizerSettings
     from simulations.report import target_policy
 
     chosen = HarmonizerSettings().with_overrides("training", **training)
+    reference, total = cases or (None, None)
     provenance = Provenance(
         mode="federated",
         sites=("a", "b"),
         reference_sites=("a",),
         rounds=1,
         settings=json.loads(chosen.model_dump_json()),
+        training_cases=total,
+        reference_training_cases=reference,
     )
     return target_policy(type("Metadata", (), {"provenance": provenance})())
 
@@ -157,6 +160,22 @@ def test_the_target_policy_is_stated_in_plain_words():
         pseudo_target_passes=1, pseudo_target_denoise=0.0
     )
     assert "then total-variation denoising at weight 0.04" in default
+
+
+def test_the_report_states_the_denoising_weight_the_reference_share_gave():
+    full = _policy_text(cases=(3, 9))
+    off = _policy_text(cases=(2, 12))
+    half = _policy_text(cases=(1, 4))
+    fixed = _policy_text(cases=(2, 12), pseudo_target_denoise_follows_share=False)
+
+    assert "denoising at weight 0.04" in full
+    assert "denoising in full because the reference sites hold 3 of the 9 training" in full
+    assert "(2 passes of the global model)" in off
+    assert "weight 0.04 became 0 because the reference sites hold only 2 of the 12" in off
+    assert "denoising at weight 0.02" in half and "0.04 became 0.02" in half
+    assert "denoising at weight 0.04" in fixed
+    assert "weight 0.04 became" not in fixed and "in full because" not in fixed
+    assert "in full because" not in _policy_text(cases=(3, 9), pseudo_target_denoise=0.0)
 
 
 def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
