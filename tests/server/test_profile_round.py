@@ -1,13 +1,12 @@
 """Round 0 with mock replies: profiles merged, case counts gathered, missing counts refused."""
 
-import time
-
 import pytest
-from flwr.app import ConfigRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
 from common.errors import HarmonizationError
 from server.profile_round import gather_profiles
 from tests.conftest import tiny_profile
+from tests.server.replies import site_reply
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # round 0 builds real Flower messages
 
@@ -19,18 +18,7 @@ def answer(node_id: int, name: str, training_cases: int | None, contributes: boo
         content["metrics"] = MetricRecord({"training-cases": training_cases})
     if contributes:
         content["profile"] = ConfigRecord({"json": tiny_profile(n_cases=3).to_json()})
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"m{node_id}",
-        src_node_id=node_id,
-        dst_node_id=0,
-        reply_to_message_id="q",
-        group_id="0",
-        created_at=time.time(),
-        ttl=60.0,
-        message_type="query.profile",
-    )
-    return Message(content=content, metadata=metadata)
+    return site_reply(node_id, content, "query.profile")
 
 
 class FakeGrid:

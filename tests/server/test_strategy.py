@@ -1,15 +1,14 @@
 """Strategies with mock replies: per-site logging, aggregation, every configured name builds."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from common.configs.federation import FederationConfig
 from server.round_log import RoundLog, read_round_log
 from server.strategy import STRATEGIES, build_strategy
+from tests.server.replies import site_reply
 
 
 def reply(
@@ -26,18 +25,7 @@ def reply(
             "metrics": MetricRecord(metrics),
         }
     )
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"m{node_id}",
-        src_node_id=node_id,
-        dst_node_id=0,
-        reply_to_message_id="q",
-        group_id="1",
-        created_at=time.time(),
-        ttl=60.0,
-        message_type="train",
-    )
-    return Message(content=content, metadata=metadata)
+    return site_reply(node_id, content, "train")
 
 
 def test_fedavg_weights_by_examples_and_logs_every_site(tmp_path):
