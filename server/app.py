@@ -44,12 +44,13 @@ def run_server(grid: Grid, context: Context) -> None:
     profile = chain[-1].profile if chain else round_zero.profile
     reference_cases, all_cases = round_zero.case_counts()
     denoise = denoise_weight(settings.training, reference_cases, all_cases)
-    logger.info(
-        "pseudo-target denoising weight %g (reference sites hold %d of %d training cases)",
-        denoise,
-        reference_cases,
-        all_cases,
-    )
+    if settings.training.non_reference_targets == "pseudo":
+        logger.info(
+            "pseudo-target denoising weight %g (reference sites hold %d of %d training cases)",
+            denoise,
+            reference_cases,
+            all_cases,
+        )
     done = len(chain)
     state = (
         load_checkpoint_state(chain[-1])
