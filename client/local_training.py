@@ -118,11 +118,11 @@ def train_local(
             for name, cases in cases_by_site.items()
         }
     cases = [case for name in cases_by_site for case in cases_by_site[name]]
-    reference_cases = sum(len(cases_by_site[name]) for name in references if name in cases_by_site)
+    detail = [name in references for name in cases_by_site for _ in cases_by_site[name]]
+    reference_cases = sum(detail)
     denoise = denoise_weight(settings.training, reference_cases, len(cases))
     training = settings.with_overrides("training", pseudo_target_denoise=denoise).training
     targets = training_targets(cases, profile, settings.profile)
-    detail = [name in references for name in cases_by_site for _ in cases_by_site[name]]
     slices = collect_slices(
         targets,
         [case.mask for case in cases],
