@@ -153,6 +153,7 @@ def train_local(
         settings=json.loads(settings.model_dump_json()),
         training_cases=len(cases),
         reference_training_cases=reference_cases,
+        pseudo_target_denoise_used=denoise,
     )
     metadata = save_artifact(
         Path(run_dir) / "model",

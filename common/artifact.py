@@ -54,6 +54,9 @@ class Provenance(BaseModel):
     # denoising weight follows their ratio. Models written before had none.
     training_cases: int | None = Field(default=None, ge=1)
     reference_training_cases: int | None = Field(default=None, ge=0)
+    # The weight those counts gave, recorded so that a later change of the rule
+    # cannot restate what an older model trained with.
+    pseudo_target_denoise_used: float | None = Field(default=None, ge=0)
 
 
 class ArtifactMetadata(BaseModel):

@@ -96,6 +96,7 @@ def run_server(grid: Grid, context: Context) -> None:
         settings=json.loads(settings.model_dump_json()),
         training_cases=all_cases,
         reference_training_cases=reference_cases,
+        pseudo_target_denoise_used=denoise,
     )
     write_model(
         run_dir,

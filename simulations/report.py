@@ -218,13 +218,18 @@ def _pseudo_target_recipe(count: int, denoise: float) -> str:
 
 
 def _denoise_used(training: dict, provenance: Provenance) -> tuple[float, str]:
-    """The denoising weight the model trained with, and why when the share set it."""
+    """The denoising weight the model trained with, and why when the share set it.
+
+    Models since the share rule record the weight they used; older ones are
+    read from their counts and settings (fixed when they predate the rule).
+    """
     configured = float(training.get("pseudo_target_denoise", 0.0))
     reference, total = provenance.reference_training_cases, provenance.training_cases
     follows = training.get("pseudo_target_denoise_follows_share", False)  # older models: fixed
+    recorded = provenance.pseudo_target_denoise_used
     if not follows or configured <= 0 or reference is None or total is None:
-        return configured, ""
-    used = share_scaled_weight(configured, reference, total)
+        return (configured if recorded is None else recorded), ""
+    used = share_scaled_weight(configured, reference, total) if recorded is None else recorded
     cases = f"{reference} of the {total} training cases"
     if used == configured:
         return used, f"; denoising in full because the reference sites hold {cases}"

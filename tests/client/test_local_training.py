@@ -160,6 +160,7 @@ def test_pooled_training_denoises_by_the_reference_share_and_records_it(
     assert weights == [pytest.approx(0.02)]  # a quarter: halfway between a sixth and a third
     provenance = outcome.metadata.provenance
     assert (provenance.reference_training_cases, provenance.training_cases) == (3, 12)
+    assert provenance.pseudo_target_denoise_used == pytest.approx(0.02)
     assert provenance.settings["training"]["pseudo_target_denoise"] == 0.04  # as configured
 
 

@@ -101,6 +101,7 @@ def test_simulation_writes_the_model_and_every_site_stores_it(finished_run):
     assert provenance.reference_sites == ("site-a",)  # only site-a's site.toml contributes
     # 4 cases per site, one held out: the reference site holds a third, so full denoising
     assert (provenance.reference_training_cases, provenance.training_cases) == (3, 9)
+    assert provenance.pseudo_target_denoise_used == 0.04  # a third: the weight in full
 
 
 def test_training_loss_decreases_and_every_round_is_logged_per_site(finished_run):

@@ -126,7 +126,9 @@ def test_tied_best_values_are_all_starred() -> None:
     assert text.count("&#9733;") == 2
 
 
-def _policy_text(cases: tuple[int, int] | None = None, **training: object) -> str:
+def _policy_text(
+    cases: tuple[int, int] | None = None, used: float | None = None, **training: object
+) -> str:
     from common.configs.settings import HarmonizerSettings
     from simulations.report import target_policy
 
@@ -140,6 +142,7 @@ def _policy_text(cases: tuple[int, int] | None = None, **training: object) -> st
         settings=json.loads(chosen.model_dump_json()),
         training_cases=total,
         reference_training_cases=reference,
+        pseudo_target_denoise_used=used,
     )
     return target_policy(type("Metadata", (), {"provenance": provenance})())
 
@@ -176,6 +179,16 @@ def test_the_report_states_the_denoising_weight_the_reference_share_gave():
     assert "denoising at weight 0.04" in fixed
     assert "weight 0.04 became" not in fixed and "in full because" not in fixed
     assert "in full because" not in _policy_text(cases=(3, 9), pseudo_target_denoise=0.0)
+
+
+def test_the_report_states_the_recorded_weight_over_todays_rule():
+    """A model states the weight it trained with, even if the share rule later moves."""
+    recorded = _policy_text(cases=(2, 12), used=0.01)
+    fixed = _policy_text(cases=(2, 12), used=0.03, pseudo_target_denoise_follows_share=False)
+
+    assert "denoising at weight 0.01" in recorded
+    assert "weight 0.04 became 0.01 because the reference sites hold only 2 of the 12" in recorded
+    assert "denoising at weight 0.03" in fixed and "weight 0.04 became" not in fixed
 
 
 def test_verdict_names_the_best_classical_rival_and_the_outcome() -> None:
