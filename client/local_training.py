@@ -20,7 +20,7 @@ from common.model import build_model
 from common.profile import ReferenceProfile, merge_profiles
 from common.sites import SiteFolder
 from common.slices import collect_slices
-from common.target_denoising import denoise_weight
+from common.target_denoising import denoise_weight, recorded_denoise_weight
 from common.targets import (
     ReferenceCase,
     load_reference_cases,
@@ -153,7 +153,9 @@ def train_local(
         settings=json.loads(settings.model_dump_json()),
         training_cases=len(cases),
         reference_training_cases=reference_cases,
-        pseudo_target_denoise_used=denoise,
+        pseudo_target_denoise_used=recorded_denoise_weight(
+            settings.training, reference_cases, len(cases)
+        ),
     )
     metadata = save_artifact(
         Path(run_dir) / "model",

@@ -55,7 +55,8 @@ class Provenance(BaseModel):
     training_cases: int | None = Field(default=None, ge=1)
     reference_training_cases: int | None = Field(default=None, ge=0)
     # The weight those counts gave, recorded so that a later change of the rule
-    # cannot restate what an older model trained with.
+    # cannot restate what an older model trained with. None where the model made
+    # no pseudo-targets (other target modes, or only reference cases).
     pseudo_target_denoise_used: float | None = Field(default=None, ge=0)
 
 

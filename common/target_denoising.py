@@ -65,3 +65,16 @@ def denoise_weight(training: TrainingConfig, reference_cases: int, all_cases: in
     if not training.pseudo_target_denoise_follows_share:
         return training.pseudo_target_denoise
     return share_scaled_weight(training.pseudo_target_denoise, reference_cases, all_cases)
+
+
+def recorded_denoise_weight(
+    training: TrainingConfig, reference_cases: int, all_cases: int
+) -> float | None:
+    """The weight a model records, or None where it made no pseudo-targets to denoise.
+
+    None when the targets are not pseudo-targets, or when every training case is
+    a reference case, so that a model's record says only what happened.
+    """
+    if training.non_reference_targets != "pseudo" or reference_cases >= all_cases:
+        return None
+    return denoise_weight(training, reference_cases, all_cases)

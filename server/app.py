@@ -17,7 +17,7 @@ from common.configs.validation import parse_config
 from common.errors import HarmonizationError
 from common.model import build_model
 from common.site_training import DENOISE_KEY
-from common.target_denoising import denoise_weight
+from common.target_denoising import denoise_weight, recorded_denoise_weight
 from server.checkpoints import load_checkpoint_state, verify_chain, write_checkpoint
 from server.profile_round import gather_profiles, wait_for_sites
 from server.publishing import distribute_model, write_model
@@ -96,7 +96,9 @@ def run_server(grid: Grid, context: Context) -> None:
         settings=json.loads(settings.model_dump_json()),
         training_cases=all_cases,
         reference_training_cases=reference_cases,
-        pseudo_target_denoise_used=denoise,
+        pseudo_target_denoise_used=recorded_denoise_weight(
+            settings.training, reference_cases, all_cases
+        ),
     )
     write_model(
         run_dir,

@@ -94,6 +94,8 @@ def test_training_is_replayable_on_cpu(sites_root, tmp_path):
 
     assert first.result.step_losses == second.result.step_losses
     assert first.metadata.weights_sha256 == second.metadata.weights_sha256
+    # one reference site trains on its own scans: no pseudo-targets, no weight to record
+    assert first.metadata.provenance.pseudo_target_denoise_used is None
 
 
 def test_a_comparison_model_trains_on_the_federations_cases_only(sites_root, tmp_path):

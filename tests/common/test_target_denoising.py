@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from common.configs.training import TrainingConfig
-from common.target_denoising import denoise_weight, share_scaled_weight, total_variation_denoised
+from common.target_denoising import (
+    denoise_weight,
+    recorded_denoise_weight,
+    share_scaled_weight,
+    total_variation_denoised,
+)
 from common.training import gaussian_lowpass
 
 
@@ -97,3 +102,15 @@ def test_a_fixed_weight_ignores_the_share():
     assert denoise_weight(fixed, 2, 12) == 0.03
     assert denoise_weight(scaled, 2, 12) == 0.0
     assert denoise_weight(scaled, 3, 9) == 0.03
+
+
+def test_a_model_records_a_weight_only_where_it_made_pseudo_targets():
+    pseudo = TrainingConfig(pseudo_target_denoise=0.04)
+    coarse = TrainingConfig(pseudo_target_denoise=0.04, non_reference_targets="coarse")
+    full = TrainingConfig(pseudo_target_denoise=0.04, non_reference_targets="full")
+
+    assert recorded_denoise_weight(pseudo, 3, 9) == 0.04
+    assert recorded_denoise_weight(pseudo, 2, 12) == 0.0  # made, but not denoised
+    assert recorded_denoise_weight(pseudo, 3, 3) is None  # the reference site alone
+    assert recorded_denoise_weight(coarse, 3, 9) is None
+    assert recorded_denoise_weight(full, 3, 9) is None
