@@ -241,20 +241,26 @@ def _denoise_used(training: dict, provenance: Provenance) -> tuple[float, str]:
 
 def target_policy(metadata: ArtifactMetadata) -> str:
     """Which way of preparing training targets the main model used, in plain words."""
-    settings = metadata.provenance.settings
+    provenance = metadata.provenance
+    settings = provenance.settings
     training = settings.get("training", {}) if isinstance(settings, dict) else {}
     profile = settings.get("profile", {}) if isinstance(settings, dict) else {}
     if not training:
         return "<p>Training targets: not recorded in this model.</p>"
     mode = training.get("non_reference_targets", "full")
-    if mode == "coarse":
+    only_reference = provenance.training_cases is not None and (
+        provenance.reference_training_cases == provenance.training_cases
+    )
+    if only_reference:  # e.g. the reference site alone: no foreign targets to prepare
+        sites = "every training case came from a reference site and was its own target"
+    elif mode == "coarse":
         sites = (
             "sites outside the reference contrast taught contrast, shading and anatomy only "
             f"(their loss compared images blurred by {training.get('coarse_sigma')} px), with "
             f"influence {training.get('non_reference_weight', 1.0)}"
         )
     elif mode == "pseudo":
-        denoise, why = _denoise_used(training, metadata.provenance)
+        denoise, why = _denoise_used(training, provenance)
         made = _pseudo_target_recipe(training.get("pseudo_target_passes", 1), denoise)
         sites = (
             "sites outside the reference contrast taught contrast, shading and anatomy in the "
@@ -266,7 +272,7 @@ def target_policy(metadata: ArtifactMetadata) -> str:
     else:
         sites = "every site's targets taught everything, fine texture included"
     share = training.get("non_reference_share", 1.0)
-    if share < 1.0:
+    if share < 1.0 and not only_reference:
         sites += f"; each trained on {share:.0%} of its slices per round"
     optimizer = (
         "kept on each site's disk between rounds"

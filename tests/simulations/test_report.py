@@ -181,6 +181,14 @@ def test_the_report_states_the_denoising_weight_the_reference_share_gave():
     assert "in full because" not in _policy_text(cases=(3, 9), pseudo_target_denoise=0.0)
 
 
+def test_a_model_of_reference_cases_only_claims_no_foreign_targets():
+    alone = _policy_text(cases=(3, 3))
+
+    assert "every training case came from a reference site and was its own target" in alone
+    assert "pseudo-targets" not in alone and "of its slices per round" not in alone
+    assert "progressive pseudo-targets" in _policy_text(cases=(3, 9))
+
+
 def test_the_report_states_the_recorded_weight_over_todays_rule():
     """A model states the weight it trained with, even if the share rule later moves."""
     recorded = _policy_text(cases=(2, 12), used=0.01)
