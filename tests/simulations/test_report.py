@@ -127,7 +127,10 @@ def test_tied_best_values_are_all_starred() -> None:
 
 
 def _policy_text(
-    cases: tuple[int, int] | None = None, used: float | None = None, **training: object
+    cases: tuple[int, int] | None = None,
+    used: float | None = None,
+    mode: str = "federated",
+    **training: object,
 ) -> str:
     from common.configs.settings import HarmonizerSettings
     from simulations.report import target_policy
@@ -135,7 +138,7 @@ def _policy_text(
     chosen = HarmonizerSettings().with_overrides("training", **training)
     reference, total = cases or (None, None)
     provenance = Provenance(
-        mode="federated",
+        mode=mode,
         sites=("a", "b"),
         reference_sites=("a",),
         rounds=1,
@@ -181,12 +184,14 @@ def test_the_report_states_the_denoising_weight_the_reference_share_gave():
     assert "in full because" not in _policy_text(cases=(3, 9), pseudo_target_denoise=0.0)
 
 
-def test_a_model_of_reference_cases_only_claims_no_foreign_targets():
-    alone = _policy_text(cases=(3, 3))
+def test_a_model_of_reference_cases_only_claims_no_foreign_targets_nor_rounds():
+    alone = _policy_text(cases=(3, 3), mode="local")
 
     assert "every training case came from a reference site and was its own target" in alone
     assert "pseudo-targets" not in alone and "of its slices per round" not in alone
+    assert "site optimizer state" not in alone  # no rounds, so nothing kept between them
     assert "progressive pseudo-targets" in _policy_text(cases=(3, 9))
+    assert "site optimizer state" not in _policy_text(cases=(3, 9), mode="centralized")
 
 
 def test_the_report_states_the_recorded_weight_over_todays_rule():
