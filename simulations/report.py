@@ -279,13 +279,15 @@ def target_policy(metadata: ArtifactMetadata) -> str:
         if training.get("keep_optimizer_state", False)
         else "restarted every round"
     )
-    rounds = f"; site optimizer state: {optimizer}" if provenance.mode == "federated" else ""
+    optimizer_clause = (
+        f"; site optimizer state: {optimizer}" if provenance.mode == "federated" else ""
+    )
     correction = profile.get("bias_correction", "none")
     spectrum = "on" if profile.get("match_sharpness") else "off"
     return (
         f"<p>Training targets: {html.escape(sites)}; bias correction of targets and of "
         f"inputs: {html.escape(str(correction))}; k-space spectrum matching of targets: "
-        f"{spectrum}{rounds}.</p>"
+        f"{spectrum}{optimizer_clause}.</p>"
     )
 
 
