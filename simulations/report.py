@@ -274,14 +274,12 @@ def target_policy(metadata: ArtifactMetadata) -> str:
     share = training.get("non_reference_share", 1.0)
     if share < 1.0 and not only_reference:
         sites += f"; each trained on {share:.0%} of its slices per round"
-    optimizer = (
-        "kept on each site's disk between rounds"
-        if training.get("keep_optimizer_state", False)
-        else "restarted every round"
-    )
-    optimizer_clause = (
-        f"; site optimizer state: {optimizer}" if provenance.mode == "federated" else ""
-    )
+    optimizer_clause = ""  # only a federated model has rounds to keep it between
+    if provenance.mode == "federated":
+        kept = training.get("keep_optimizer_state", False)
+        optimizer_clause = "; site optimizer state: " + (
+            "kept on each site's disk between rounds" if kept else "restarted every round"
+        )
     correction = profile.get("bias_correction", "none")
     spectrum = "on" if profile.get("match_sharpness") else "off"
     return (
