@@ -60,7 +60,9 @@ def run_server(grid: Grid, context: Context) -> None:
     if done < run.num_server_rounds:
         logger.info("training rounds %d..%d", done + 1, run.num_server_rounds)
         strategy = build_strategy(
-            run, len(node_ids), RoundLog(run_dir, round_zero.site_names, done)
+            run,
+            len(node_ids),
+            RoundLog(run_dir, round_zero.site_names, done, round_zero.contributors),
         )
         config = ConfigRecord(
             {"profile": profile.to_json(), "round-offset": done, DENOISE_KEY: denoise}

@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from flwr.app import Message
@@ -19,12 +19,25 @@ class RoundLog:
 
     Sites are named through the node-id map gathered in round 0, so a reader
     sees 'site-b', not a random node number.
+
+    Where only some sites are ``reference_sites``, each line also carries their
+    own average (``"reference"``). A non-reference site's held-out target is its
+    own scan, which a model that harmonizes well stops copying, so the average
+    over all sites can rise while the model improves; the reference sites'
+    held-out loss is the one that tracks fidelity to the reference contrast.
     """
 
-    def __init__(self, run_dir: Path, site_names: Mapping[int, str], round_offset: int = 0):
+    def __init__(
+        self,
+        run_dir: Path,
+        site_names: Mapping[int, str],
+        round_offset: int = 0,
+        reference_sites: Collection[str] = (),
+    ):
         self.path = Path(run_dir) / METRICS_FILE
         self.site_names = dict(site_names)
         self.round_offset = round_offset
+        self.reference_sites = frozenset(reference_sites)
 
     def site_name(self, node_id: int) -> str:
         """The site's name from round 0, or the node number where round 0 did not name it."""
@@ -37,21 +50,31 @@ class RoundLog:
                 continue
             name = self.site_name(reply.metadata.src_node_id)
             per_site[name] = {k: float(v) for k, v in reply.content["metrics"].items()}
-        weights = {site: m.get("num-examples", 1.0) for site, m in per_site.items()}
-        total = sum(weights.values()) or 1.0
-        keys = sorted(
-            {k for m in per_site.values() for k in m} - {"num-examples", AGGREGATION_WEIGHT}
-        )
-        aggregate = {
-            k: sum(m.get(k, 0.0) * weights[s] for s, m in per_site.items()) / total for k in keys
-        }
         absolute = self.round_offset + server_round
+        aggregate = weighted_average(per_site)
         entry = {"round": absolute, "phase": phase, "sites": per_site, "aggregate": aggregate}
+        shown = losses_of(aggregate)
+        reference = {s: m for s, m in per_site.items() if s in self.reference_sites}
+        if reference and len(reference) < len(per_site):
+            entry["reference"] = weighted_average(reference)
+            shown += f"; at the reference sites {losses_of(entry['reference'])}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in aggregate.items() if k.endswith("loss"))
         logger.info("round %d %s: %s (%d sites)", absolute, phase, shown, len(per_site))
+
+
+def weighted_average(per_site: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each metric averaged over the sites, weighted by the examples each site saw."""
+    weights = {site: m.get("num-examples", 1.0) for site, m in per_site.items()}
+    total = sum(weights.values()) or 1.0
+    keys = sorted({k for m in per_site.values() for k in m} - {"num-examples", AGGREGATION_WEIGHT})
+    return {k: sum(m.get(k, 0.0) * weights[s] for s, m in per_site.items()) / total for k in keys}
+
+
+def losses_of(metrics: Mapping[str, float]) -> str:
+    """The loss figures of one average, as the log line shows them."""
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("loss"))
 
 
 def read_round_log(run_dir: Path) -> list[dict]:

@@ -106,7 +106,12 @@ def histogram_figure(
 
 
 def training_figure(round_log: Sequence[Mapping]) -> Figure | None:
-    """Training loss and held-out loss per round, aggregated (black) and per site."""
+    """Training loss and held-out loss per round, aggregated (black) and per site.
+
+    Where the log holds the reference sites' own average, it is drawn dashed: a
+    non-reference site's held-out target is its own scan, so the all-site line
+    can rise while the model comes closer to the reference contrast.
+    """
     phases = [("train", "train-loss", "training loss"), ("evaluate", "loss", "held-out loss")]
     present = [p for p in phases if any(e["phase"] == p[0] for e in round_log)]
     if not present:
@@ -122,6 +127,16 @@ def training_figure(round_log: Sequence[Mapping]) -> Figure | None:
             axis.plot(rounds, values, marker="o", linewidth=1.2, label=site)
         overall = [e["aggregate"].get(key, np.nan) for e in entries]
         axis.plot(rounds, overall, color="black", marker="s", linewidth=2.0, label="all sites")
+        if any("reference" in e for e in entries):
+            reference = [e.get("reference", {}).get(key, np.nan) for e in entries]
+            axis.plot(
+                rounds,
+                reference,
+                color="black",
+                linestyle="--",
+                marker="^",
+                label="reference sites",
+            )
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("round")
         axis.set_xticks(rounds)

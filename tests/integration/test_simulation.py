@@ -113,6 +113,14 @@ def test_training_loss_decreases_and_every_round_is_logged_per_site(finished_run
     # loss (round 1) to pseudo-targets (round 2 on), so their losses are not comparable
     reference = [e["sites"]["site-a"] for e in log]
     assert reference[-1]["train-loss"] < reference[0]["train-loss-first-epoch"]
+    # the reference site's own line, apart from the all-site average, in every phase
+    held_out = [e for e in read_round_log(finished_run) if e["phase"] == "evaluate"]
+    assert held_out
+    for entry in log + held_out:
+        assert entry["reference"] == pytest.approx(
+            {k: entry["sites"]["site-a"][k] for k in entry["reference"]}
+        )
+        assert "loss" in entry["reference"] or "train-loss" in entry["reference"]
     assert [c.round for c in verify_chain(finished_run)] == [1, 2]
 
 

@@ -45,6 +45,25 @@ def test_fedavg_weights_by_examples_and_logs_every_site(tmp_path):
     assert abs(entry["aggregate"]["train-loss"] - 0.425) < 1e-9
 
 
+def test_the_log_averages_the_reference_sites_apart_where_others_took_part(tmp_path, caplog):
+    """A foreign site's held-out loss rises as the model stops copying its scan; say so apart."""
+    names = {11: "site-a", 12: "site-b", 13: "site-c"}
+    log = RoundLog(tmp_path / "mixed", names, reference_sites=("site-a",))
+    replies = [reply(11, 1.0, 0.5, 30), reply(12, 1.0, 0.2, 10), reply(13, 1.0, 0.1, 10)]
+
+    with caplog.at_level("INFO", logger="server.round_log"):
+        log.record("train", 1, replies)
+
+    [entry] = read_round_log(tmp_path / "mixed")
+    assert abs(entry["aggregate"]["train-loss"] - 0.36) < 1e-9  # (30*0.5 + 10*0.2 + 10*0.1) / 50
+    assert entry["reference"] == {"train-loss": 0.5}
+    assert "at the reference sites train-loss 0.5000" in caplog.text
+
+    only_reference = RoundLog(tmp_path / "all", names, reference_sites=names.values())
+    only_reference.record("train", 1, replies)
+    assert "reference" not in read_round_log(tmp_path / "all")[0]
+
+
 def test_a_site_outside_the_reference_contrast_counts_by_its_influence(tmp_path):
     strategy = build_strategy(FederationConfig(), num_sites=2, round_log=RoundLog(tmp_path, {}))
 

@@ -14,7 +14,7 @@ from common.sites import read_site
 from common.targets import load_reference_cases, site_profile
 from simulations.assessment import assess
 from simulations.report import SECTIONS, metrics_table, verdict
-from simulations.report_figures import sent_per_round
+from simulations.report_figures import sent_per_round, training_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -226,3 +226,18 @@ def test_bytes_are_summed_per_round_over_messages() -> None:
     ]
 
     assert sent_per_round(entries) == {0: 10, 1: 105}
+
+
+def test_the_training_figure_draws_the_reference_sites_line_where_the_log_has_one() -> None:
+    def entry(round_: int, with_reference: bool) -> dict:
+        sites = {"site-a": {"loss": 0.05}, "site-b": {"loss": 0.09}}
+        line = {"round": round_, "phase": "evaluate", "sites": sites, "aggregate": {"loss": 0.07}}
+        return {**line, "reference": {"loss": 0.05}} if with_reference else line
+
+    def labels(log: list[dict]) -> list[str]:
+        figure = training_figure(log)
+        assert figure is not None
+        return [line.get_label() for line in figure.axes[0].get_lines()]
+
+    assert labels([entry(1, True), entry(2, True)])[-1] == "reference sites"
+    assert "reference sites" not in labels([entry(1, False), entry(2, False)])
