@@ -309,14 +309,26 @@ def verdict(table: Mapping[str, Mapping[str, float]], main: str, classical: Sequ
 
 
 def training_section(inputs: ReportInputs) -> str:
-    figure = training_figure(read_round_log(inputs.run_dir)) if inputs.run_dir else None
+    round_log = read_round_log(inputs.run_dir) if inputs.run_dir else []
+    figure = training_figure(round_log)
     path = save_png(figure, inputs.out_dir / "training.png") if figure else None
     caption = (
         "How the federated training went. Left: the loss each hospital reached on its own "
         "data in each round (black: all hospitals together). Right: the loss on slices each "
-        "hospital kept aside. <b>Better:</b> curves going down and ending close together; a "
-        "hospital far above the others is learning something the rest cannot teach it."
+        "hospital kept aside, measured against its own scans. "
     )
+    if any("reference" in entry for entry in round_log):
+        caption += (
+            "<b>Better:</b> the dashed line (the reference hospitals alone) going down. A "
+            "hospital outside the reference protocol is measured against its own scanner's "
+            "look, which a good harmonizer stops copying, so its curve, and the black one "
+            "with it, may rise while the model improves."
+        )
+    else:
+        caption += (
+            "<b>Better:</b> curves going down and ending close together; a hospital far above "
+            "the others is learning something the rest cannot teach it."
+        )
     if path is None:
         caption = "No federated round log was found beside the model, so there are no curves."
     return figure_block(path, "training curves per round and site", caption)

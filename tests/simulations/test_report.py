@@ -13,7 +13,7 @@ from common.model import build_model
 from common.sites import read_site
 from common.targets import load_reference_cases, site_profile
 from simulations.assessment import assess
-from simulations.report import SECTIONS, metrics_table, verdict
+from simulations.report import SECTIONS, ReportInputs, metrics_table, training_section, verdict
 from simulations.report_figures import sent_per_round, training_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -241,3 +241,22 @@ def test_the_training_figure_draws_the_reference_sites_line_where_the_log_has_on
 
     assert labels([entry(1, True), entry(2, True)])[-1] == "reference sites"
     assert "reference sites" not in labels([entry(1, False), entry(2, False)])
+
+
+def test_the_training_caption_points_at_the_reference_line_only_where_it_is_drawn(tmp_path):
+    def caption(lines: list[dict]) -> str:
+        run = tmp_path / f"run{len(lines)}"
+        run.mkdir()
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        (run / "metrics.jsonl").write_text(text, encoding="utf-8")
+        inputs = ReportInputs(tmp_path, run / "report", {}, {}, {}, run, 0.5)
+        (run / "report").mkdir()
+        return training_section(inputs)
+
+    line = {"round": 1, "phase": "evaluate", "sites": {"site-a": {"loss": 0.1}}}
+    line["aggregate"] = {"loss": 0.1}
+    old = caption([line])
+    new = caption([line, {**line, "round": 2, "reference": {"loss": 0.1}}])
+
+    assert "dashed line" in new and "may rise" in new
+    assert "dashed" not in old and "ending close together" in old
