@@ -53,15 +53,13 @@ class RoundLog:
         absolute = self.round_offset + server_round
         aggregate = weighted_average(per_site)
         entry = {"round": absolute, "phase": phase, "sites": per_site, "aggregate": aggregate}
-        shown = losses_of(aggregate)
         reference = {s: m for s, m in per_site.items() if s in self.reference_sites}
         if reference and len(reference) < len(per_site):
             entry["reference"] = weighted_average(reference)
-            shown += f"; at the reference sites {losses_of(entry['reference'])}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        logger.info("round %d %s: %s (%d sites)", absolute, phase, shown, len(per_site))
+        logger.info("round %d %s: %s (%d sites)", absolute, phase, losses_of(entry), len(per_site))
 
 
 def weighted_average(per_site: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -72,9 +70,16 @@ def weighted_average(per_site: Mapping[str, Mapping[str, float]]) -> dict[str, f
     return {k: sum(m.get(k, 0.0) * weights[s] for s, m in per_site.items()) / total for k in keys}
 
 
-def losses_of(metrics: Mapping[str, float]) -> str:
-    """The loss figures of one average, as the log line shows them."""
-    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("loss"))
+def losses_of(entry: Mapping) -> str:
+    """One log line's loss figures: over all sites, then over the reference sites if apart."""
+
+    def shown(metrics: Mapping[str, float]) -> str:
+        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("loss"))
+
+    text = shown(entry["aggregate"])
+    if "reference" in entry:
+        text += f"; at the reference sites {shown(entry['reference'])}"
+    return text
 
 
 def read_round_log(run_dir: Path) -> list[dict]:

@@ -45,7 +45,7 @@ from common.configs.validation import parse_config
 from common.errors import HarmonizationError
 from common.sites import SiteFolder, discover_sites
 from server.publishing import MODEL_DIR
-from server.round_log import METRICS_FILE
+from server.round_log import METRICS_FILE, losses_of
 from simulations.processes import ProcessSet, StartedProcess
 
 logger = logging.getLogger(__name__)
@@ -324,9 +324,8 @@ def _report_rounds(run_dir: Path, seen: int, rounds: int) -> int:
     lines = path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
     for line in lines[seen:]:
         entry = json.loads(line)
-        aggregate = entry["aggregate"]
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in aggregate.items() if "loss" in k)
         sites = ", ".join(sorted(entry["sites"]))
+        shown = losses_of(entry)
         logger.info("round %d/%d %s: %s (%s)", entry["round"], rounds, entry["phase"], shown, sites)
     return len(lines)
 
