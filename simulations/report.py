@@ -311,7 +311,10 @@ def verdict(table: Mapping[str, Mapping[str, float]], main: str, classical: Sequ
 def training_section(inputs: ReportInputs) -> str:
     round_log = read_round_log(inputs.run_dir) if inputs.run_dir else []
     figure = training_figure(round_log)
-    path = save_png(figure, inputs.out_dir / "training.png") if figure else None
+    if figure is None:
+        caption = "No federated round log was found beside the model, so there are no curves."
+        return figure_block(None, "training curves per round and site", caption)
+    path = save_png(figure, inputs.out_dir / "training.png")
     caption = (
         "How the federated training went. Left: the loss each hospital reached on its own "
         "data in each round (black: all hospitals together). Right: the loss on slices each "
@@ -329,8 +332,6 @@ def training_section(inputs: ReportInputs) -> str:
             "<b>Better:</b> curves going down and ending close together; a hospital far above "
             "the others is learning something the rest cannot teach it."
         )
-    if path is None:
-        caption = "No federated round log was found beside the model, so there are no curves."
     return figure_block(path, "training curves per round and site", caption)
 
 
