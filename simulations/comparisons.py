@@ -43,6 +43,7 @@ class ComparisonPlan:
     reference_sites: tuple[str, ...] = ()
     local_only: tuple[str, ...] | None = None  # sites trained alone; () = every site
     device: str = "auto"
+    centralized: bool = True  # False: only the local-only models (pairing a seed costs less)
 
 
 def training_cases(site: SiteFolder, settings: HarmonizerSettings) -> int:
@@ -63,7 +64,7 @@ def slice_pass_cases(
 
 
 def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
-    """Train the centralized model (and, when asked, one local-only model per site).
+    """Train the centralized model (unless skipped) and, when asked, local-only models.
 
     Returns display name -> model folder, under ``RUN/compare/``.
     """
@@ -77,19 +78,20 @@ def train_comparisons(plan: ComparisonPlan) -> dict[str, Path]:
     settings = plan.settings.with_overrides("training", epochs=pooled_epochs)
     cache_root = plan.run_dir / "cache"
     models = {}
-    centralized = plan.run_dir / COMPARE_DIR / "centralized"
-    logger.info("centralized comparison: %d epochs on pooled data", pooled_epochs)
-    train_local(
-        sites,
-        centralized,
-        settings,
-        reference_sites=plan.reference_sites,
-        device_name=plan.device,
-        cache_root=cache_root,
-        label="centralized",
-        federated_split=True,
-    )
-    models["centralized"] = centralized / "model"
+    if plan.centralized:
+        centralized = plan.run_dir / COMPARE_DIR / "centralized"
+        logger.info("centralized comparison: %d epochs on pooled data", pooled_epochs)
+        train_local(
+            sites,
+            centralized,
+            settings,
+            reference_sites=plan.reference_sites,
+            device_name=plan.device,
+            cache_root=cache_root,
+            label="centralized",
+            federated_split=True,
+        )
+        models["centralized"] = centralized / "model"
     if plan.local_only is not None:
         chosen = [s for s in sites if not plan.local_only or s.name in plan.local_only]
         for site in chosen:

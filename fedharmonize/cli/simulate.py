@@ -24,7 +24,9 @@ subject (test/ beside the sites folder) is harmonized by both models and by
 the classical baselines (z-score, WhiteStripe, Nyul, N4 + Nyul, with and
 without smoothing). The result is RUN/report/report.html. With
 --compare-local, each site's local-only model (the same total budget, all on
-its own data) joins the comparison.
+its own data) joins the comparison. --no-centralized skips the pooled model,
+the slowest comparison: with --compare-local SITE it pairs the federation with
+that site alone (for example the reference site, to repeat a seed cheaply).
 """
 
 EPILOG = """\
@@ -43,6 +45,8 @@ examples:
   fedharmonize simulate --out runs/demo --resume        # continue after a crash
   fedharmonize simulate --out runs/full --compare-local # also each site alone
   fedharmonize simulate --out runs/ref --compare-local site-a  # only site-a alone
+  fedharmonize simulate --out runs/s3 --seed 3 --compare-local site-a --no-centralized
+                                                      # the federation against site-a alone
 """
 
 
@@ -72,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also train each site alone (or only the SITEs named), with the whole "
         "federation's budget in slice passes, and compare it (each takes about as long "
         "as the centralized model)",
+    )
+    parser.add_argument(
+        "--no-centralized",
+        action="store_true",
+        help="skip the pooled centralized model (it trains on every site's cases, so it "
+        "takes longest); the baselines and any --compare-local models still run",
     )
     parser.add_argument(
         "--no-evaluation",
@@ -121,20 +131,42 @@ def evaluate_run(args: argparse.Namespace, sites_root: Path) -> None:
         reference_sites=tuple(args.reference_site),
         local_only=None if args.compare_local is None else tuple(args.compare_local),
         device=args.device,
+        centralized=not args.no_centralized,
     )
-    print(
-        "training the comparison models with the federation's budget "
-        f"({args.rounds} rounds x {args.local_epochs} local epochs, counted in slice passes)"
-    )
+    if plan.centralized or plan.local_only is not None:
+        print(
+            "training the comparison models with the federation's budget "
+            f"({args.rounds} rounds x {args.local_epochs} local epochs, counted in slice passes)"
+        )
     models = {"federated": args.out / "model"} | train_comparisons(plan)
     assessment = assess(benchmark, models, args.out / "report")
     print(assessment.markdown)
     print(f"report:   {assessment.report}")
 
 
+def _refuse_unused_comparisons(args: argparse.Namespace) -> None:
+    """Comparison flags belong to the evaluation; with --no-evaluation they would do nothing."""
+    if not args.no_evaluation:
+        return
+    asked = [
+        flag
+        for flag, given in (
+            ("--compare-local", args.compare_local is not None),
+            ("--no-centralized", args.no_centralized),
+        )
+        if given
+    ]
+    if asked:
+        raise InputError(
+            f"{' and '.join(asked)} with --no-evaluation: comparison models are part of the "
+            "evaluation, which --no-evaluation skips; drop one of them"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from simulations.simulate import simulate
 
+    _refuse_unused_comparisons(args)
     if (args.out / "model").exists() and not args.resume:
         raise InputError(
             f"{args.out / 'model'}: a finished run is already here; choose another --out"

@@ -16,7 +16,10 @@ ROOT_COMMANDS = ["phantoms", "train-local", "apply", "site"]
         (["apply", "--help"], ["--model", "--output", "--mask", "never modified", "examples"]),
         (["train-local", "--help"], ["--sites-root", "--out", "centralized", "examples"]),
         (["site", "check", "--help"], ["SITE_DIR", "site.toml", "reference_contributor"]),
-        (["simulate", "--help"], ["--compare-local", "--no-evaluation", "report.html"]),
+        (
+            ["simulate", "--help"],
+            ["--compare-local", "--no-centralized", "--no-evaluation", "report.html"],
+        ),
         (["evaluate", "--help"], ["--compare", "haarpsi", "report.html", "lower is better"]),
     ],
 )
@@ -102,6 +105,27 @@ def test_evaluate_refuses_a_comparison_named_like_the_main_model(tmp_path, capsy
 
     assert code == 2
     assert "the main model has that name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--compare-local", "site-a"], "--compare-local with --no-evaluation"),
+        (["--no-centralized"], "--no-centralized with --no-evaluation"),
+        (["--compare-local", "--no-centralized"], "--compare-local and --no-centralized"),
+    ],
+)
+def test_simulate_refuses_comparisons_it_would_skip_before_doing_anything(
+    flags, named, tmp_path, capsys
+):
+    run = tmp_path / "run"
+
+    code = main(["simulate", "--out", str(run), "--no-evaluation", *flags])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and named in err
+    assert not run.exists()  # no phantoms generated, no federation started
 
 
 def test_console_script_runs_as_a_module():

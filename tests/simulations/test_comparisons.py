@@ -66,6 +66,41 @@ def test_centralized_and_local_models_get_the_federation_budget_and_profile(
     assert UNetConfig(base_channels=8, depth=2) == centralized.architecture
 
 
+@pytest.mark.slow
+def test_without_the_centralized_model_only_the_sites_asked_for_are_trained(
+    phantom_folder: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    benchmark, manifest = phantom_folder
+    settings = parse_settings(SETTINGS, "test settings")
+    reference = read_site(benchmark / "sites" / manifest["reference_site"])
+    profile = site_profile(
+        load_reference_cases(reference.reference_files, settings.profile), settings.profile, "T1w"
+    )
+    provenance = Provenance(
+        mode="federated",
+        sites=("site-a", "site-b", "site-c"),
+        reference_sites=("site-a",),
+        rounds=1,
+    )
+    save_artifact(tmp_path / "model", build_model(settings.model, 0), profile, provenance)
+    plan = ComparisonPlan(
+        sites_root=benchmark / "sites",
+        run_dir=tmp_path,
+        settings=settings,
+        epochs=1,
+        local_only=("site-a",),
+        device="cpu",
+        centralized=False,
+    )
+
+    models = train_comparisons(plan)
+
+    assert list(models) == ["local site-a"]
+    assert sorted(p.name for p in (tmp_path / "compare").iterdir()) == ["local-site-a"]
+    log = json.loads((tmp_path / "compare" / "local-site-a" / "training.json").read_text())
+    assert len(log["epoch_losses"]) == 3  # the budget does not depend on the pooled model
+
+
 def test_a_non_reference_share_shrinks_the_budget_the_comparisons_get(
     phantom_folder: tuple[Path, dict[str, Any]],
 ) -> None:
