@@ -24,9 +24,9 @@ subject (test/ beside the sites folder) is harmonized by both models and by
 the classical baselines (z-score, WhiteStripe, Nyul, N4 + Nyul, with and
 without smoothing). The result is RUN/report/report.html. With
 --compare-local, each site's local-only model (the same total budget, all on
-its own data) joins the comparison. --no-centralized skips the pooled model,
-the slowest comparison: with --compare-local SITE it pairs the federation with
-that site alone (for example the reference site, to repeat a seed cheaply).
+its own data) joins the comparison. --no-centralized skips the pooled model:
+with --compare-local SITE it pairs the federation with that site alone (for
+example the reference site, to repeat a seed with one comparison model).
 """
 
 EPILOG = """\
@@ -80,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-centralized",
         action="store_true",
-        help="skip the pooled centralized model (it trains on every site's cases, so it "
-        "takes longest); the baselines and any --compare-local models still run",
+        help="skip the pooled centralized model; the baselines and any --compare-local "
+        "models still run",
     )
     parser.add_argument(
         "--no-evaluation",
