@@ -8,8 +8,9 @@ import pytest
 
 from common.artifact import Provenance, load_artifact, save_artifact
 from common.configs.model import UNetConfig
-from common.configs.settings import parse_settings
+from common.configs.settings import HarmonizerSettings, parse_settings
 from common.model import build_model
+from common.profile import ReferenceProfile
 from common.sites import read_site
 from common.targets import load_reference_cases, site_profile
 from simulations.comparisons import ComparisonPlan, train_comparisons
@@ -26,13 +27,11 @@ non_reference_share = 1.0
 """
 
 
-@pytest.mark.slow
-def test_centralized_and_local_models_get_the_federation_budget_and_profile(
-    phantom_folder: tuple[Path, dict[str, Any]], tmp_path: Path
-) -> None:
-    benchmark, manifest = phantom_folder
-    settings = parse_settings(SETTINGS, "test settings")
-    reference = read_site(benchmark / "sites" / manifest["reference_site"])
+def _federated_run(
+    benchmark: Path, reference_site: str, run_dir: Path, settings: HarmonizerSettings
+) -> ReferenceProfile:
+    """A stand-in federated run: an untrained model with the reference site's profile, as RUN/model."""
+    reference = read_site(benchmark / "sites" / reference_site)
     cases = load_reference_cases(reference.reference_files, settings.profile)
     profile = site_profile(cases, settings.profile, "T1w")
     provenance = Provenance(
@@ -41,7 +40,17 @@ def test_centralized_and_local_models_get_the_federation_budget_and_profile(
         reference_sites=("site-a",),
         rounds=1,
     )
-    save_artifact(tmp_path / "model", build_model(settings.model, 0), profile, provenance)
+    save_artifact(run_dir / "model", build_model(settings.model, 0), profile, provenance)
+    return profile
+
+
+@pytest.mark.slow
+def test_centralized_and_local_models_get_the_federation_budget_and_profile(
+    phantom_folder: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    benchmark, manifest = phantom_folder
+    settings = parse_settings(SETTINGS, "test settings")
+    profile = _federated_run(benchmark, manifest["reference_site"], tmp_path, settings)
     plan = ComparisonPlan(
         sites_root=benchmark / "sites",
         run_dir=tmp_path,
@@ -72,17 +81,7 @@ def test_without_the_centralized_model_only_the_sites_asked_for_are_trained(
 ) -> None:
     benchmark, manifest = phantom_folder
     settings = parse_settings(SETTINGS, "test settings")
-    reference = read_site(benchmark / "sites" / manifest["reference_site"])
-    profile = site_profile(
-        load_reference_cases(reference.reference_files, settings.profile), settings.profile, "T1w"
-    )
-    provenance = Provenance(
-        mode="federated",
-        sites=("site-a", "site-b", "site-c"),
-        reference_sites=("site-a",),
-        rounds=1,
-    )
-    save_artifact(tmp_path / "model", build_model(settings.model, 0), profile, provenance)
+    _federated_run(benchmark, manifest["reference_site"], tmp_path, settings)
     plan = ComparisonPlan(
         sites_root=benchmark / "sites",
         run_dir=tmp_path,
