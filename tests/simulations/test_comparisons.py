@@ -30,7 +30,7 @@ non_reference_share = 1.0
 def _federated_run(
     benchmark: Path, reference_site: str, run_dir: Path, settings: HarmonizerSettings
 ) -> ReferenceProfile:
-    """A stand-in federated run: an untrained model with the reference site's profile, as RUN/model."""
+    """A stand-in federated run: an untrained model with the reference profile, as RUN/model."""
     reference = read_site(benchmark / "sites" / reference_site)
     cases = load_reference_cases(reference.reference_files, settings.profile)
     profile = site_profile(cases, settings.profile, "T1w")
