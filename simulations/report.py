@@ -17,6 +17,8 @@ import numpy as np
 
 from common.artifact import ArtifactMetadata, Provenance, read_metadata
 from common.atomic import write_atomically
+from common.configs.model import UNetConfig
+from common.model import trainable_shapes
 from common.nifti import load_volume
 from common.target_denoising import share_scaled_weight
 from server.round_log import read_round_log
@@ -200,6 +202,7 @@ def summary_section(inputs: ReportInputs) -> str:
             f"reference contrast from {html.escape(', '.join(provenance.reference_sites))}; "
             f"{provenance.rounds} round(s); created {html.escape(provenance.created)}.</p>"
         )
+        lines.append(architecture_sentence(metadata.architecture))
         lines.append(target_policy(metadata))
         if classical:
             lines.append(verdict(table, main, classical))
@@ -209,6 +212,21 @@ def summary_section(inputs: ReportInputs) -> str:
         f"metrics are averaged over them. Chance for the site classifier: {inputs.chance:.2f}.</p>"
     )
     return "\n".join(lines)
+
+
+def architecture_sentence(architecture: UNetConfig) -> str:
+    """The network's size in plain words, so that two reports can be told apart by it."""
+    parameters = sum(int(np.prod(shape)) for shape in trainable_shapes(architecture))
+    slices = (
+        "one axial slice as input"
+        if architecture.in_channels == 1
+        else f"{architecture.in_channels} neighbouring axial slices as input (2.5D)"
+    )
+    return (
+        f"<p>Network: a 2D U-Net with {architecture.depth} downsamplings ([model] depth), "
+        f"{architecture.base_channels} channels at full resolution, {slices}; "
+        f"{parameters / 1e6:.2f} M parameters.</p>"
+    )
 
 
 def _pseudo_target_recipe(count: int, denoise: float) -> str:

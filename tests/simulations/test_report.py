@@ -81,6 +81,7 @@ def test_report_of_a_tiny_run_has_every_section_and_its_figures(
     for name in ("montage", "histograms", "training", "traffic"):
         assert (run / "report" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
     assert "federated mode over 3 site(s)" in page
+    assert "Network: a 2D U-Net with 2 downsamplings ([model] depth), 8 channels" in page
     assert "Training targets: not recorded" in page  # this test model has no settings
     assert page.count("&#9733;") >= len(result.table["raw"])  # a star in every metric row
     assert "<script" not in page and "http" not in page  # self-contained, nothing fetched
@@ -166,6 +167,22 @@ def test_the_target_policy_is_stated_in_plain_words():
         pseudo_target_passes=1, pseudo_target_denoise=0.0
     )
     assert "then total-variation denoising at weight 0.04" in default
+
+
+def test_the_report_states_the_network_size_so_two_runs_can_be_told_apart():
+    from common.configs.model import UNetConfig
+    from common.model import HarmonizerUNet, count_parameters
+    from simulations.report import architecture_sentence
+
+    default, deeper = UNetConfig(), UNetConfig(depth=4, in_channels=3)
+
+    small, large = architecture_sentence(default), architecture_sentence(deeper)
+
+    assert "3 downsamplings" in small and "one axial slice as input" in small
+    assert "4 downsamplings" in large and "3 neighbouring axial slices as input" in large
+    for config, text in ((default, small), (deeper, large)):
+        millions = count_parameters(HarmonizerUNet(config)) / 1e6
+        assert f"{millions:.2f} M parameters" in text
 
 
 def test_the_report_states_the_denoising_weight_the_reference_share_gave():
