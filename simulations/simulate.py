@@ -79,6 +79,7 @@ def simulate(
         "min-sites": len(sites),
     }
     parsed = parse_config(FederationConfig, config, "simulation settings")
+    parsed.harmonizer_settings()  # the TOML inside is read lazily; fail before any folder
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")

@@ -167,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
     from simulations.simulate import simulate
 
     _refuse_unused_comparisons(args)
+    if args.config is not None:  # a bad settings file fails now, before phantoms or Flower
+        from common.configs.settings import load_settings
+
+        load_settings(args.config)
     if (args.out / "model").exists() and not args.resume:
         raise InputError(
             f"{args.out / 'model'}: a finished run is already here; choose another --out"

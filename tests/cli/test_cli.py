@@ -128,6 +128,21 @@ def test_simulate_refuses_comparisons_it_would_skip_before_doing_anything(
     assert not run.exists()  # no phantoms generated, no federation started
 
 
+@pytest.mark.parametrize("with_sites", [False, True])
+def test_simulate_refuses_a_bad_settings_file_before_doing_anything(with_sites, tmp_path, capsys):
+    settings = tmp_path / "deep.toml"
+    settings.write_text("[model]\ndepth = 7\n")
+    run = tmp_path / "run"
+    sites = ["--sites-root", str(tmp_path / "nowhere" / "sites")] if with_sites else []
+
+    code = main(["simulate", "--out", str(run), "--config", str(settings), *sites])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "deep.toml" in err and "model.depth" in err
+    assert not run.exists()  # no phantoms generated, no federation started
+
+
 def test_console_script_runs_as_a_module():
     result = subprocess.run(
         [sys.executable, "-m", "fedharmonize.cli.main", "--version"],
