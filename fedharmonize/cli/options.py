@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import get_args
 
 from common.configs.federation import FederationConfig, Strategy
-from common.configs.settings import read_settings_text
+from common.configs.settings import parse_settings, read_settings_text
 
 STRATEGY_NAMES = list(get_args(Strategy))
 
@@ -61,6 +61,13 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
     add_device_option(parser)
 
 
+def checked_settings_text(path: Path) -> str:
+    """The settings file's text, validated now: the apps would read it only once started."""
+    text = read_settings_text(path)
+    parse_settings(text, str(path))
+    return text
+
+
 def federation_run_config(args: argparse.Namespace) -> dict[str, bool | int | float | str]:
     """The flat Flower run config built from :func:`add_federation_options`' options."""
     return {
@@ -69,6 +76,6 @@ def federation_run_config(args: argparse.Namespace) -> dict[str, bool | int | fl
         "strategy": args.strategy,
         "seed": args.seed,
         "reference-sites": ",".join(args.reference_site),
-        "settings-toml": read_settings_text(args.config) if args.config else "",
+        "settings-toml": checked_settings_text(args.config) if args.config else "",
         "device": args.device,
     }

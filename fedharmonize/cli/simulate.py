@@ -5,7 +5,11 @@ import logging
 from pathlib import Path
 
 from common.errors import InputError
-from fedharmonize.cli.options import add_federation_options, federation_run_config
+from fedharmonize.cli.options import (
+    add_federation_options,
+    checked_settings_text,
+    federation_run_config,
+)
 
 DESCRIPTION = """\
 Run the federation locally: one virtual Flower SuperNode per site folder, the
@@ -168,9 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
     _refuse_unused_comparisons(args)
     if args.config is not None:  # a bad settings file fails now, before phantoms or Flower
-        from common.configs.settings import load_settings
-
-        load_settings(args.config)
+        checked_settings_text(args.config)
     if (args.out / "model").exists() and not args.resume:
         raise InputError(
             f"{args.out / 'model'}: a finished run is already here; choose another --out"

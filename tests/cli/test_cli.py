@@ -128,19 +128,27 @@ def test_simulate_refuses_comparisons_it_would_skip_before_doing_anything(
     assert not run.exists()  # no phantoms generated, no federation started
 
 
-@pytest.mark.parametrize("with_sites", [False, True])
-def test_simulate_refuses_a_bad_settings_file_before_doing_anything(with_sites, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["simulate"],
+        ["simulate", "--sites-root", "SITES"],
+        ["deploy", "local", "--sites-root", "SITES"],
+    ],
+)
+def test_a_bad_settings_file_is_refused_before_anything_starts(command, tmp_path, capsys):
     settings = tmp_path / "deep.toml"
     settings.write_text("[model]\ndepth = 7\n")
     run = tmp_path / "run"
-    sites = ["--sites-root", str(tmp_path / "nowhere" / "sites")] if with_sites else []
+    sites = str(tmp_path / "nowhere" / "sites")
+    command = [sites if word == "SITES" else word for word in command]
 
-    code = main(["simulate", "--out", str(run), "--config", str(settings), *sites])
+    code = main([*command, "--out", str(run), "--config", str(settings)])
 
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "deep.toml" in err and "model.depth" in err
-    assert not run.exists()  # no phantoms generated, no federation started
+    assert not run.exists()  # no phantoms generated, no Flower process started
 
 
 def test_console_script_runs_as_a_module():
