@@ -5,11 +5,7 @@ import logging
 from pathlib import Path
 
 from common.errors import InputError
-from fedharmonize.cli.options import (
-    add_federation_options,
-    checked_settings_text,
-    federation_run_config,
-)
+from fedharmonize.cli.options import add_federation_options, federation_run_config
 
 DESCRIPTION = """\
 Run the federation locally: one virtual Flower SuperNode per site folder, the
@@ -171,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
     from simulations.simulate import simulate
 
     _refuse_unused_comparisons(args)
-    if args.config is not None:  # a bad settings file fails now, before phantoms or Flower
-        checked_settings_text(args.config)
+    # built first: it validates --config, so a bad settings file fails before phantoms or Flower
+    run_config = federation_run_config(args) | {"resume": args.resume}
     if (args.out / "model").exists() and not args.resume:
         raise InputError(
             f"{args.out / 'model'}: a finished run is already here; choose another --out"
@@ -183,7 +179,6 @@ def run(args: argparse.Namespace) -> int:
         from common.sites import discover_sites
 
         discover_sites(sites_root, args.compare_local)
-    run_config = federation_run_config(args) | {"resume": args.resume}
     simulate(sites_root, args.out, run_config, cpus_per_site=args.cpus_per_site)
     print(f"model:    {args.out / 'model'}")
     print(f"metrics:  {args.out / 'metrics.jsonl'}")
