@@ -18,10 +18,14 @@ better; see :mod:`common.image_quality`). The jitter is taken on
 :func:`~common.metrics.scale_free` images, so methods that move the zero of the
 intensity scale (z-score, WhiteStripe) are not punished for near-zero WM means.
 
+Fidelity and edge agreement are also kept per site (averaged over subjects),
+because a mean over sites can hide a hospital whose scans a method serves worse.
+
     fedharmonize evaluate --model RUN/model --benchmark PHANTOMS [--out DIR]
 """
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -57,19 +61,33 @@ from simulations.baselines import BASELINES, Baseline
 from simulations.metric_catalogue import metric_info, ordered_keys
 
 Loader = Callable[[Path], np.ndarray]
+SiteScores = dict[str, dict[str, float]]  # site -> {"nmae": ..., "gradient_corr": ...}
+PER_SITE_KEYS = ("nmae", "gradient_corr")
 
 
 def site_names(benchmark: Path) -> list[str]:
     return sorted(p.name for p in (benchmark / "sites").iterdir() if p.is_dir())
 
 
-def score_subject(
-    subject: Path, sites: list[str], image_of: Loader
-) -> tuple[dict[str, float], list[np.ndarray]]:
-    """Metrics for one traveling subject, and its per-site histograms for the site classifier.
+@dataclass(frozen=True)
+class SubjectScores:
+    """One traveling subject: its metrics, fidelity per site, and histograms for the classifier."""
 
-    ``image_of(path)`` gives the image to score.
-    """
+    scores: dict[str, float]
+    per_site: SiteScores
+    histograms: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class BenchmarkScores:
+    """Every method's metrics (averaged over subjects), and fidelity per site."""
+
+    table: dict[str, dict[str, float]]
+    per_site: dict[str, SiteScores]  # method -> site -> metric
+
+
+def score_subject(subject: Path, sites: list[str], image_of: Loader) -> SubjectScores:
+    """Metrics for one traveling subject; ``image_of(path)`` gives the image to score."""
     brain = load_volume(subject / "brain_mask.nii.gz").data > 0.5
     masks = {t: load_volume(subject / f"{t}_mask.nii.gz").data > 0.5 for t in TISSUES}
     truth = load_volume(subject / "groundtruth_T1w.nii.gz").data
@@ -99,7 +117,21 @@ def score_subject(
     scores["slice_jitter"] = float(np.mean(jitter))
     scores["noise_hf"] = float(np.mean(noise))
     scores |= {key: float(np.mean(values)) for key, values in familiar.items()}
-    return scores, histograms
+    per_site = {
+        site: {"nmae": nmae[i], "gradient_corr": gradient[i]} for i, site in enumerate(sites)
+    }
+    return SubjectScores(scores, per_site, histograms)
+
+
+def mean_per_site(scored: list[SubjectScores], sites: list[str]) -> SiteScores:
+    """Each site's fidelity figures, averaged over the traveling subjects."""
+    return {
+        site: {
+            key: float(np.mean([subject.per_site[site][key] for subject in scored]))
+            for key in PER_SITE_KEYS
+        }
+        for site in sites
+    }
 
 
 def reference_sites(benchmark: Path) -> list[SiteFolder]:
@@ -158,7 +190,7 @@ def raw_loader(path: Path) -> np.ndarray:
 
 def evaluate_benchmark(
     benchmark: Path, models: Mapping[str, Path], out_dir: Path, *, baselines: bool = True
-) -> dict[str, dict[str, float]]:
+) -> BenchmarkScores:
     """Metrics per method: raw, each model (harmonized into ``out_dir/<name>``), baselines."""
     sites = site_names(benchmark)
     subjects = sorted(p for p in (benchmark / "test").iterdir() if p.is_dir())
@@ -168,18 +200,19 @@ def evaluate_benchmark(
     loaders |= {name: model_loader(path, out_dir / name) for name, path in models.items()}
     if baselines:
         loaders |= baseline_loaders(benchmark)
-    table = {}
+    table, per_site = {}, {}
     for name, loader in tqdm(loaders.items(), desc="evaluating", unit="method", disable=None):
         scored = [score_subject(subject, sites, loader) for subject in subjects]
-        rows = [scores for scores, _ in scored]
+        rows = [subject.scores for subject in scored]
         table[name] = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+        per_site[name] = mean_per_site(scored, sites)
         if len(subjects) > 1:
             table[name]["site_acc"] = site_classifier_accuracy(
-                np.array([h for _, histograms in scored for h in histograms]),
+                np.array([h for subject in scored for h in subject.histograms]),
                 sites * len(subjects),
                 [subject.name for subject in subjects for _ in sites],
             )
-    return table
+    return BenchmarkScores(table, per_site)
 
 
 def best_methods(table: Mapping[str, Mapping[str, float]], chance: float) -> dict[str, str]:

@@ -10,7 +10,7 @@ import base64
 import html
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from common.nifti import load_volume
 from common.target_denoising import share_scaled_weight
 from server.round_log import read_round_log
 from simulations.baselines import BASELINES
-from simulations.evaluation import best_methods, site_names
+from simulations.evaluation import PER_SITE_KEYS, best_methods, site_names
 from simulations.metric_catalogue import metric_info, ordered_keys
 from simulations.report_figures import (
     histogram_figure,
@@ -50,6 +50,7 @@ class ReportInputs:
     model_dirs: Mapping[str, Path]  # model name -> RUN/model
     run_dir: Path | None  # the federated run (round log, ledgers), when there is one
     chance: float
+    per_site: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
 
 
 def read_ledgers(run_dir: Path | None) -> dict[str, list[dict]]:
@@ -184,6 +185,33 @@ def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> st
         else ""
     )
     return "\n".join(lines) + f"<ul class='legend'>{legend}</ul>" + footnote
+
+
+def per_site_table(per_site: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Error and edge agreement split by hospital: methods as columns, best starred per row."""
+    if not per_site:
+        return ""
+    methods = list(per_site)
+    sites = list(next(iter(per_site.values())))
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    lines = [
+        "<p>The same two anatomy rows, split by hospital and averaged over the traveling "
+        "subjects. A method can win on the mean over hospitals while it serves one "
+        "hospital's scans worse; that hospital's row shows it.</p>",
+        f"<table><tr><th>hospital</th><th>metric</th><th>better</th>{head}</tr>",
+    ]
+    for site in sites:
+        for key in PER_SITE_KEYS:
+            info = metric_info(key)
+            values = [per_site[m][site][key] for m in methods]
+            top = max(values) if info.direction == "higher" else min(values)
+            cells = "".join(cell(v, v == top) for v in values)
+            lines.append(
+                f"<tr><td>{html.escape(site)}</td><td>{html.escape(info.label)}</td>"
+                f"<td>{info.direction}</td>{cells}</tr>"
+            )
+    lines.append("</table>")
+    return "\n".join(lines)
 
 
 def summary_section(inputs: ReportInputs) -> str:
@@ -407,7 +435,9 @@ def build_report(inputs: ReportInputs) -> Path:
             "Every method side by side",
             "<p>Each row is one question; the best method per row is starred. Headline rows "
             "ask whether the hospital effect is gone (top) and whether the anatomy is kept "
-            "(error, edges).</p>" + metrics_table(inputs.table, inputs.chance),
+            "(error, edges).</p>"
+            + metrics_table(inputs.table, inputs.chance)
+            + per_site_table(inputs.per_site),
         ),
         "training": ("Training, round by round", training_section(inputs)),
         "traffic": ("What each hospital sent", traffic_section(inputs)),

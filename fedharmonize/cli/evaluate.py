@@ -31,6 +31,9 @@ Metrics, averaged over subjects (PSNR/SSIM are deliberately not the headline):
 EPILOG = """\
 outputs (in --out, default RUN/report):
   metrics.json   every method's metrics
+  metrics_per_site.json
+                 error and edge agreement per method and site (a mean over
+                 sites can hide the one hospital a method serves worse)
   metrics.md     the same as a table, best value per metric in bold
   report.html    self-contained report: montage, histograms, metrics table,
                  training curves and bytes sent per site (from RUN/ when the

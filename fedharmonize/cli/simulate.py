@@ -37,7 +37,8 @@ the run folder:
   RUN/ledger/<site>.jsonl     every reply each site sent: keys, shapes, bytes
   RUN/received/<site>/        the model as each site stored it
   RUN/compare/                centralized (and local-only) models, same budget
-  RUN/report/report.html      the evaluation report, with metrics.json and PNGs
+  RUN/report/report.html      the evaluation report, with metrics.json, metrics_per_site.json
+                              and PNGs
 
 examples:
   fedharmonize simulate --out runs/demo

@@ -63,6 +63,9 @@ def test_the_run_ends_in_a_report_of_every_model_against_the_baselines(finished_
     page = (report / "report.html").read_text()
 
     assert list(table)[:3] == ["raw", "federated", "centralized"]
+    per_site = json.loads((report / "metrics_per_site.json").read_text())
+    assert list(per_site) == list(table)  # every method, split by hospital
+    assert sorted(per_site["federated"]) == ["site-a", "site-b", "site-c"]
     assert {"Nyul", "N4 + Nyul", "N4 + Nyul + smoothing (0.5 vox)"} <= set(table)
     # the centralized model had the federation's slice passes: 2 rounds x 2 local epochs
     # over 3 training cases per site, site-b and site-c on a quarter of theirs

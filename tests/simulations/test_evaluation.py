@@ -29,7 +29,8 @@ def test_models_and_baselines_are_scored_side_by_side(
         tmp_path / "model", build_model(UNetConfig(base_channels=8), 0), profile, provenance
     )
 
-    table = evaluate_benchmark(out, {"untrained": tmp_path / "model"}, tmp_path / "report")
+    scores = evaluate_benchmark(out, {"untrained": tmp_path / "model"}, tmp_path / "report")
+    table = scores.table
 
     assert list(table) == [
         "raw",
@@ -53,5 +54,14 @@ def test_models_and_baselines_are_scored_side_by_side(
     assert abs(table["untrained"]["nmae"] - nyul["nmae"]) < 0.02
     harmonized = list((tmp_path / "report" / "untrained").rglob("*.nii.gz"))
     assert len(harmonized) == len(manifest["sites"])
+    sites = sorted(manifest["sites"])
+    for method, row in table.items():  # per-site figures are the same numbers, split by site
+        per_site = scores.per_site[method]
+        assert sorted(per_site) == sites
+        for key in ("nmae", "gradient_corr"):
+            mean_of_sites = sum(per_site[site][key] for site in sites) / len(sites)
+            assert mean_of_sites == pytest.approx(row[key], rel=1e-9)
+    raw_edges = {site: scores.per_site["raw"][site]["gradient_corr"] for site in sites}
+    assert max(raw_edges, key=raw_edges.get) == manifest["reference_site"]  # labels not shuffled
     text = format_table(table, chance=1 / 3)
     assert "| untrained |" in text and text.count("**") == 2 * len(raw)

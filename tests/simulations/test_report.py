@@ -13,7 +13,14 @@ from common.model import build_model
 from common.sites import read_site
 from common.targets import load_reference_cases, site_profile
 from simulations.assessment import assess
-from simulations.report import SECTIONS, ReportInputs, metrics_table, training_section, verdict
+from simulations.report import (
+    SECTIONS,
+    ReportInputs,
+    metrics_table,
+    per_site_table,
+    training_section,
+    verdict,
+)
 from simulations.report_figures import sent_per_round, training_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -86,6 +93,11 @@ def test_report_of_a_tiny_run_has_every_section_and_its_figures(
     assert page.count("&#9733;") >= len(result.table["raw"])  # a star in every metric row
     assert "<script" not in page and "http" not in page  # self-contained, nothing fetched
     assert json.loads((run / "report" / "metrics.json").read_text()) == result.table
+    per_site = json.loads((run / "report" / "metrics_per_site.json").read_text())
+    assert per_site == result.per_site and sorted(per_site) == ["federated", "raw"]
+    for site in manifest["sites"]:  # error and edges, one row each per hospital
+        assert page.count(f"<tr><td>{site}</td><td>error vs ground truth") == 1
+        assert page.count(f"<tr><td>{site}</td><td>edge agreement") == 1
 
 
 @pytest.mark.slow
@@ -101,6 +113,30 @@ def test_report_without_a_run_folder_says_what_is_missing(
     assert "No federated round log" in page and "No site ledgers" in page
     assert page.count("data:image/png;base64,") == 2
     assert not (tmp_path / "out" / "training.png").exists()
+
+
+def test_per_site_table_stars_each_hospitals_best_in_the_right_direction() -> None:
+    per_site = {
+        "raw": {
+            "site-a": {"nmae": 0.10, "gradient_corr": 0.95},
+            "site-b": {"nmae": 0.20, "gradient_corr": 0.70},
+        },
+        "model": {
+            "site-a": {"nmae": 0.12, "gradient_corr": 0.93},
+            "site-b": {"nmae": 0.15, "gradient_corr": 0.80},
+        },
+    }
+
+    rows = per_site_table(per_site).split("</tr>")
+
+    def row(site: str, label: str) -> str:
+        return next(r for r in rows if f"<td>{site}</td>" in r and label in r)
+
+    assert '<td class="best">0.1000 &#9733;</td>' in row("site-a", "error")
+    assert '<td class="best">0.9500 &#9733;</td>' in row("site-a", "edge agreement")
+    assert '<td class="best">0.1500 &#9733;</td>' in row("site-b", "error")
+    assert '<td class="best">0.8000 &#9733;</td>' in row("site-b", "edge agreement")
+    assert per_site_table({}) == ""  # an old caller without per-site figures gets no table
 
 
 def test_metrics_table_stars_lowest_highest_and_nearest_chance() -> None:
