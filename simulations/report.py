@@ -138,13 +138,14 @@ def histogram_section(inputs: ReportInputs, show: Showcase) -> str:
     return figure_block(path, "intensity histograms per site", caption)
 
 
-def cell(value: float, is_best: bool) -> str:
+def cell(value: float, best: float) -> str:
+    """A table cell, starred when it shows the same figure as the best (ties shown alike)."""
     text = f"{value:.4f}"
-    return f'<td class="best">{text} &#9733;</td>' if is_best else f"<td>{text}</td>"
+    return f'<td class="best">{text} &#9733;</td>' if text == f"{best:.4f}" else f"<td>{text}</td>"
 
 
 def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> str:
-    """Metrics as rows, methods as columns, the best value per row starred (ties: all)."""
+    """Metrics as rows, methods as columns, the best value per row starred (all that show it)."""
     methods = list(table)
     keys = ordered_keys(list(next(iter(table.values()))))
     best = best_methods(table, chance)
@@ -163,7 +164,7 @@ def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> st
             )
         better = {"lower": "lower", "higher": "higher", "chance": f"near {chance:.2f}"}
         top = table[best[key]][key]
-        cells = "".join(cell(table[m][key], table[m][key] == top) for m in methods)
+        cells = "".join(cell(table[m][key], top) for m in methods)
         lines.append(
             f'<tr><td title="{html.escape(info.meaning)}">{html.escape(info.label)}</td>'
             f"<td>{better[info.direction]}</td>{cells}</tr>"
@@ -205,7 +206,7 @@ def per_site_table(per_site: Mapping[str, Mapping[str, Mapping[str, float]]]) ->
             info = metric_info(key)
             values = [per_site[m][site][key] for m in methods]
             top = max(values) if info.direction == "higher" else min(values)
-            cells = "".join(cell(v, v == top) for v in values)
+            cells = "".join(cell(v, top) for v in values)
             lines.append(
                 f"<tr><td>{html.escape(site)}</td><td>{html.escape(info.label)}</td>"
                 f"<td>{info.direction}</td>{cells}</tr>"

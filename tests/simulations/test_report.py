@@ -139,6 +139,16 @@ def test_per_site_table_stars_each_hospitals_best_in_the_right_direction() -> No
     assert per_site_table({}) == ""  # an old caller without per-site figures gets no table
 
 
+def test_figures_that_show_alike_are_starred_alike() -> None:
+    # z-score only rescales, so its edges equal the raw scan's up to float rounding
+    edges = {"raw": 0.99460001, "z-score": 0.99460004, "model": 0.9898}
+    per_site = {m: {"site-a": {"nmae": 0.1, "gradient_corr": v}} for m, v in edges.items()}
+
+    edge_row = next(r for r in per_site_table(per_site).split("</tr>") if "edge" in r)
+
+    assert edge_row.count("&#9733;") == 2 and "0.9898 &#9733;" not in edge_row
+
+
 def test_metrics_table_stars_lowest_highest_and_nearest_chance() -> None:
     table = {
         "raw": {"cv_wm": 0.10, "gradient_corr": 0.90, "site_acc": 1.00},
