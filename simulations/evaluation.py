@@ -117,9 +117,8 @@ def score_subject(subject: Path, sites: list[str], image_of: Loader) -> SubjectS
     scores["slice_jitter"] = float(np.mean(jitter))
     scores["noise_hf"] = float(np.mean(noise))
     scores |= {key: float(np.mean(values)) for key, values in familiar.items()}
-    per_site = {
-        site: {"nmae": nmae[i], "gradient_corr": gradient[i]} for i, site in enumerate(sites)
-    }
+    fidelity = {"nmae": nmae, "gradient_corr": gradient}
+    per_site = {site: {k: fidelity[k][i] for k in PER_SITE_KEYS} for i, site in enumerate(sites)}
     return SubjectScores(scores, per_site, histograms)
 
 

@@ -188,7 +188,7 @@ def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> st
     return "\n".join(lines) + f"<ul class='legend'>{legend}</ul>" + footnote
 
 
-def per_site_table(per_site: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+def per_site_table(per_site: Mapping[str, Mapping[str, Mapping[str, float]]], chance: float) -> str:
     """Error and edge agreement split by hospital: methods as columns, best starred per row."""
     if not per_site:
         return ""
@@ -202,11 +202,12 @@ def per_site_table(per_site: Mapping[str, Mapping[str, Mapping[str, float]]]) ->
         f"<table><tr><th>hospital</th><th>metric</th><th>better</th>{head}</tr>",
     ]
     for site in sites:
+        row = {m: per_site[m][site] for m in methods}
+        best = best_methods(row, chance)
         for key in PER_SITE_KEYS:
             info = metric_info(key)
-            values = [per_site[m][site][key] for m in methods]
-            top = max(values) if info.direction == "higher" else min(values)
-            cells = "".join(cell(v, top) for v in values)
+            top = row[best[key]][key]
+            cells = "".join(cell(row[m][key], top) for m in methods)
             lines.append(
                 f"<tr><td>{html.escape(site)}</td><td>{html.escape(info.label)}</td>"
                 f"<td>{info.direction}</td>{cells}</tr>"
@@ -438,7 +439,7 @@ def build_report(inputs: ReportInputs) -> Path:
             "ask whether the hospital effect is gone (top) and whether the anatomy is kept "
             "(error, edges).</p>"
             + metrics_table(inputs.table, inputs.chance)
-            + per_site_table(inputs.per_site),
+            + per_site_table(inputs.per_site, inputs.chance),
         ),
         "training": ("Training, round by round", training_section(inputs)),
         "traffic": ("What each hospital sent", traffic_section(inputs)),

@@ -127,7 +127,7 @@ def test_per_site_table_stars_each_hospitals_best_in_the_right_direction() -> No
         },
     }
 
-    rows = per_site_table(per_site).split("</tr>")
+    rows = per_site_table(per_site, chance=1 / 3).split("</tr>")
 
     def row(site: str, label: str) -> str:
         return next(r for r in rows if f"<td>{site}</td>" in r and label in r)
@@ -136,7 +136,9 @@ def test_per_site_table_stars_each_hospitals_best_in_the_right_direction() -> No
     assert '<td class="best">0.9500 &#9733;</td>' in row("site-a", "edge agreement")
     assert '<td class="best">0.1500 &#9733;</td>' in row("site-b", "error")
     assert '<td class="best">0.8000 &#9733;</td>' in row("site-b", "edge agreement")
-    assert per_site_table({}) == ""  # an old caller without per-site figures gets no table
+    assert (
+        per_site_table({}, chance=1 / 3) == ""
+    )  # an old caller without per-site figures gets no table
 
 
 def test_figures_that_show_alike_are_starred_alike() -> None:
@@ -144,7 +146,7 @@ def test_figures_that_show_alike_are_starred_alike() -> None:
     edges = {"raw": 0.99460001, "z-score": 0.99460004, "model": 0.9898}
     per_site = {m: {"site-a": {"nmae": 0.1, "gradient_corr": v}} for m, v in edges.items()}
 
-    edge_row = next(r for r in per_site_table(per_site).split("</tr>") if "edge" in r)
+    edge_row = next(r for r in per_site_table(per_site, chance=1 / 3).split("</tr>") if "edge" in r)
 
     assert edge_row.count("&#9733;") == 2 and "0.9898 &#9733;" not in edge_row
 
