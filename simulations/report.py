@@ -144,6 +144,12 @@ def cell(value: float, best: float) -> str:
     return f'<td class="best">{text} &#9733;</td>' if text == f"{best:.4f}" else f"<td>{text}</td>"
 
 
+def row_cells(table: Mapping[str, Mapping[str, float]], best: Mapping[str, str], key: str) -> str:
+    """One metric's cells across the methods of ``table``, the best (per ``best``) starred."""
+    top = table[best[key]][key]
+    return "".join(cell(row[key], top) for row in table.values())
+
+
 def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> str:
     """Metrics as rows, methods as columns, the best value per row starred (all that show it)."""
     methods = list(table)
@@ -163,11 +169,9 @@ def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> st
                 "anatomy</td></tr>"
             )
         better = {"lower": "lower", "higher": "higher", "chance": f"near {chance:.2f}"}
-        top = table[best[key]][key]
-        cells = "".join(cell(table[m][key], top) for m in methods)
         lines.append(
             f'<tr><td title="{html.escape(info.meaning)}">{html.escape(info.label)}</td>'
-            f"<td>{better[info.direction]}</td>{cells}</tr>"
+            f"<td>{better[info.direction]}</td>{row_cells(table, best, key)}</tr>"
         )
     lines.append("</table>")
     legend = "".join(
@@ -206,11 +210,9 @@ def per_site_table(per_site: Mapping[str, Mapping[str, Mapping[str, float]]], ch
         best = best_methods(row, chance)
         for key in PER_SITE_KEYS:
             info = metric_info(key)
-            top = row[best[key]][key]
-            cells = "".join(cell(row[m][key], top) for m in methods)
             lines.append(
                 f"<tr><td>{html.escape(site)}</td><td>{html.escape(info.label)}</td>"
-                f"<td>{info.direction}</td>{cells}</tr>"
+                f"<td>{info.direction}</td>{row_cells(row, best, key)}</tr>"
             )
     lines.append("</table>")
     return "\n".join(lines)
