@@ -18,6 +18,7 @@ from common.artifact import Artifact
 from common.bias_correction import apply_bias_correction
 from common.errors import HarmonizationError, InputError
 from common.harmonize import harmonize_volume
+from common.input_mapping import InputMapping
 from common.mask import foreground_mask
 from common.nifti import is_nifti_path, load_mask, load_volume, save_like
 
@@ -73,7 +74,11 @@ def plan_jobs(
 
 
 def harmonize_file(
-    artifact: Artifact, job: ApplyJob, mask_path: Path | None, device: torch.device
+    artifact: Artifact,
+    job: ApplyJob,
+    mask_path: Path | None,
+    device: torch.device,
+    input_mapping: InputMapping = "landmarks",
 ) -> None:
     volume = load_volume(job.source)
     mask = load_mask(mask_path, volume) if mask_path else foreground_mask(volume.data)
@@ -81,7 +86,9 @@ def harmonize_file(
     prepared = apply_bias_correction(
         volume.data, mask, volume.spacing, artifact.metadata.input_bias_correction
     )
-    harmonized = harmonize_volume(artifact.model, prepared, mask, profile, device=device)
+    harmonized = harmonize_volume(
+        artifact.model, prepared, mask, profile, device=device, input_mapping=input_mapping
+    )
     save_like(volume, harmonized, job.destination)
 
 
@@ -92,12 +99,13 @@ def apply_model(
     mask_path: Path | None = None,
     device: torch.device,
     progress: bool = True,
+    input_mapping: InputMapping = "landmarks",
 ) -> ApplySummary:
     """Run every job; a failing input is recorded and skipped, not fatal."""
     summary = ApplySummary()
     for job in tqdm(jobs, desc="harmonizing", unit="scan", disable=None if progress else True):
         try:
-            harmonize_file(artifact, job, mask_path, device)
+            harmonize_file(artifact, job, mask_path, device, input_mapping)
         except HarmonizationError as error:
             message = str(error) if str(job.source) in str(error) else f"{job.source}: {error}"
             logger.warning("skipped %s", message)

@@ -1,6 +1,7 @@
 """Running a trained harmonizer over a whole volume, slice by slice.
 
-The volume is first landmark-mapped onto the model's reference profile (see
+The volume is first landmark-mapped onto the model's reference profile, or
+only scaled when it was acquired with the reference protocol (see
 :mod:`common.input_mapping`); each axial slice then goes through the U-Net,
 with its neighbours from the mapped volume when the model takes more than one
 (2.5D; edge-replicated at the volume's ends, as in training). The result is in
@@ -12,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from common.errors import InputError
-from common.input_mapping import map_volume_to_profile
+from common.input_mapping import InputMapping, volume_input
 from common.model import input_channels
 from common.profile import ReferenceProfile
 from common.slices import neighbour_table
@@ -28,12 +29,13 @@ def harmonize_volume(
     device: torch.device,
     batch_size: int = 8,
     progress: bool = False,
+    input_mapping: InputMapping = "landmarks",
 ) -> np.ndarray:
     """Harmonize a canonical (X, Y, Z) volume; returns float32 (X, Y, Z) in profile units."""
     if not mask.any():
         raise InputError("the foreground mask is empty")
     model.to(device).eval()
-    mapped = map_volume_to_profile(volume, mask, profile)
+    mapped = volume_input(volume, mask, profile, input_mapping)
     slices = torch.from_numpy(mapped).permute(2, 0, 1)  # (Z, X, Y)
     depth, radius = slices.shape[0], input_channels(model) // 2
     stacks = torch.from_numpy(neighbour_table(np.arange(depth), depth, radius))  # (Z, C)

@@ -11,13 +11,23 @@ At ``apply`` a whole volume is mapped from its own foreground landmarks onto
 the profile's. In training the altered slice is mapped onto its clean target
 slice's landmarks, which is what the volume map does to a slice when the
 alteration is global.
+
+The landmarks are percentiles of the foreground, so they move with anatomy as
+well as with contrast: a subject with more grey matter than the profile's
+cases has its percentiles lower, and the map bends its tissue levels. Training
+never shows that bend, and the network passes it through. A scan acquired with
+the reference protocol needs no contrast change, so ``"scale"`` only scales it
+(its top landmark onto the profile's) and keeps its own contrast
+(docs/training-targets.md, "Stop 32").
 """
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 
+from common.errors import InputError
 from common.profile import ReferenceProfile, foreground_landmarks
 from common.profile_mapping import (
     LANDMARK_MIN_GAP,
@@ -25,6 +35,9 @@ from common.profile_mapping import (
     apply_knots,
     landmark_knots,
 )
+
+InputMapping = Literal["landmarks", "scale"]
+INPUT_MAPPINGS: tuple[InputMapping, ...] = ("landmarks", "scale")
 
 
 def map_volume_to_profile(
@@ -34,6 +47,28 @@ def map_volume_to_profile(
     source = foreground_landmarks(volume, mask, profile.percentiles)
     xp, fp = landmark_knots(source, np.asarray(profile.landmarks))
     return apply_knots(volume.astype(np.float64), xp, fp).astype(np.float32)
+
+
+def scale_volume_to_profile(
+    volume: np.ndarray, mask: np.ndarray, profile: ReferenceProfile
+) -> np.ndarray:
+    """A reference-protocol volume in profile units by one factor, float32: contrast kept."""
+    top = foreground_landmarks(volume, mask, profile.percentiles[-1:])[0]
+    if top <= 0:
+        raise InputError(
+            f"the foreground's {profile.percentiles[-1]:g}th percentile is {top:g}; "
+            "a scan with no positive foreground cannot be scaled"
+        )
+    return (volume.astype(np.float64) * (profile.landmarks[-1] / top)).astype(np.float32)
+
+
+def volume_input(
+    volume: np.ndarray, mask: np.ndarray, profile: ReferenceProfile, mapping: InputMapping
+) -> np.ndarray:
+    """The network input for a whole volume: landmark-mapped, or only scaled."""
+    if mapping == "scale":
+        return scale_volume_to_profile(volume, mask, profile)
+    return map_volume_to_profile(volume, mask, profile)
 
 
 def slice_landmarks(

@@ -37,6 +37,7 @@ def assess(
     out_dir: Path,
     *,
     baselines: bool = True,
+    scale_reference_sites: bool = False,
 ) -> Assessment:
     """Score ``models`` (the first is the main one) and write the report into ``out_dir``."""
     for model in models.values():
@@ -44,7 +45,9 @@ def assess(
     if not (Path(benchmark) / "test").is_dir():
         raise InputError(f"{benchmark}: no test/ folder of traveling subjects (see phantoms)")
     out_dir = Path(out_dir)
-    scores = evaluate_benchmark(benchmark, models, out_dir, baselines=baselines)
+    scores = evaluate_benchmark(
+        benchmark, models, out_dir, baselines=baselines, scale_reference_sites=scale_reference_sites
+    )
     table = scores.table
     chance = 1.0 / len(site_names(benchmark))
     markdown = format_table(table, chance)

@@ -24,7 +24,7 @@ because a mean over sites can hide a hospital whose scans a method serves worse.
     fedharmonize evaluate --model RUN/model --benchmark PHANTOMS [--out DIR]
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from client.apply import ApplyJob, harmonize_file
-from common.artifact import load_artifact
+from common.artifact import load_artifact, read_metadata
 from common.configs.profile import ProfileConfig
 from common.errors import InputError
 from common.image_quality import full_reference_scores
@@ -169,18 +169,59 @@ def baseline_loaders(benchmark: Path) -> dict[str, Loader]:
     return {name: loader(name, baseline) for name, baseline in BASELINES.items()}
 
 
-def model_loader(model_dir: Path, out_dir: Path) -> Loader:
-    """Harmonize with a model once, writing NIfTI outputs under ``out_dir``, then reuse them."""
+def model_loader(
+    model_dir: Path,
+    out_dir: Path,
+    scaled_sites: Collection[str] = (),
+    landmark_dir: Path | None = None,
+) -> Loader:
+    """Harmonize with a model once, writing NIfTI outputs under ``out_dir``, then reuse them.
+
+    Scans of ``scaled_sites`` go in only scaled (``--input-mapping scale``); the
+    others are landmark-mapped and, with ``landmark_dir``, shared with that folder's
+    loader so no scan is harmonized twice the same way.
+    """
     artifact = load_artifact(model_dir)
     device = torch.device("cpu")
 
     def image(path: Path) -> np.ndarray:
-        target = out_dir / path.parent.name / path.name
+        scaled = site_of_scan(path) in scaled_sites
+        folder = out_dir if scaled or landmark_dir is None else landmark_dir
+        target = folder / path.parent.name / path.name
         if not target.exists():
-            harmonize_file(artifact, ApplyJob(path, target), None, device)
+            mapping = "scale" if scaled else "landmarks"
+            harmonize_file(artifact, ApplyJob(path, target), None, device, mapping)
         return load_volume(target).data
 
     return image
+
+
+def site_of_scan(path: Path) -> str:
+    """``site-a`` of a benchmark scan named ``site-a_T1w.nii.gz``."""
+    return path.name.rsplit("_", 1)[0]
+
+
+SCALED_SUFFIX = ", reference sites scaled"
+
+
+def scaled_name(model: str) -> str:
+    """The table's name for a model whose reference sites' scans went in only scaled."""
+    return model + SCALED_SUFFIX
+
+
+def model_loaders(
+    models: Mapping[str, Path], out_dir: Path, scale_reference_sites: bool
+) -> dict[str, Loader]:
+    """One loader per model; with ``scale_reference_sites`` a scaled one right after each."""
+    loaders = {}
+    for name, path in models.items():
+        loaders[name] = model_loader(path, out_dir / name)
+        if scale_reference_sites:
+            references = read_metadata(path).provenance.reference_sites
+            loaders[scaled_name(name)] = model_loader(
+                path, out_dir / f"{name}-scaled", references, out_dir / name
+            )
+    return loaders
 
 
 def raw_loader(path: Path) -> np.ndarray:
@@ -188,15 +229,24 @@ def raw_loader(path: Path) -> np.ndarray:
 
 
 def evaluate_benchmark(
-    benchmark: Path, models: Mapping[str, Path], out_dir: Path, *, baselines: bool = True
+    benchmark: Path,
+    models: Mapping[str, Path],
+    out_dir: Path,
+    *,
+    baselines: bool = True,
+    scale_reference_sites: bool = False,
 ) -> BenchmarkScores:
-    """Metrics per method: raw, each model (harmonized into ``out_dir/<name>``), baselines."""
+    """Metrics per method: raw, each model (harmonized into ``out_dir/<name>``), baselines.
+
+    ``scale_reference_sites`` adds, right after each model, the same model with
+    its reference sites' scans only scaled (see :func:`model_loader`).
+    """
     sites = site_names(benchmark)
     subjects = sorted(p for p in (benchmark / "test").iterdir() if p.is_dir())
     if not subjects:
         raise InputError(f"{benchmark / 'test'}: no traveling subjects to evaluate on")
     loaders: dict[str, Loader] = {"raw": raw_loader}
-    loaders |= {name: model_loader(path, out_dir / name) for name, path in models.items()}
+    loaders |= model_loaders(models, out_dir, scale_reference_sites)
     if baselines:
         loaders |= baseline_loaders(benchmark)
     table, per_site = {}, {}

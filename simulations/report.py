@@ -23,7 +23,7 @@ from common.nifti import load_volume
 from common.target_denoising import share_scaled_weight
 from server.round_log import read_round_log
 from simulations.baselines import BASELINES
-from simulations.evaluation import PER_SITE_KEYS, best_methods, site_names
+from simulations.evaluation import PER_SITE_KEYS, SCALED_SUFFIX, best_methods, site_names
 from simulations.metric_catalogue import metric_info, ordered_keys
 from simulations.report_figures import (
     histogram_figure,
@@ -189,6 +189,14 @@ def metrics_table(table: Mapping[str, Mapping[str, float]], chance: float) -> st
         if shifted
         else ""
     )
+    if any(method.endswith(SCALED_SUFFIX) for method in table):
+        footnote += (
+            f"<p class='legend'>'{html.escape(SCALED_SUFFIX.lstrip(', '))}': the same model, "
+            "with the reference sites' scans only scaled instead of landmark-mapped, as a site "
+            "that scans with the reference protocol would apply it (apply --input-mapping "
+            "scale). Their error and edges come closer to the truth; the hospital-effect rows "
+            "can rise, because the other sites' scans keep the landmark map's bend.</p>"
+        )
     return "\n".join(lines) + f"<ul class='legend'>{legend}</ul>" + footnote
 
 

@@ -44,6 +44,8 @@ examples:
   fedharmonize evaluate --model runs/demo/model --benchmark runs/demo/phantoms
   fedharmonize evaluate --model runs/fed/model --benchmark phantoms \\
       --compare centralized=runs/pooled/model --out runs/fed/report
+  fedharmonize evaluate --model runs/demo/model --benchmark runs/demo/phantoms \\
+      --scale-reference-sites --no-baselines
 """
 
 
@@ -67,6 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--no-baselines", action="store_true", help="skip the classical baselines (faster)"
+    )
+    parser.add_argument(
+        "--scale-reference-sites",
+        action="store_true",
+        help="also score each model with its reference sites' scans only scaled, not "
+        "landmark-mapped (a row 'NAME, reference sites scaled'): how a site that scans "
+        "with the reference protocol applies it (apply --input-mapping scale)",
     )
     parser.set_defaults(handler=run)
 
@@ -97,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--compare {main_name}=...: the main model has that name; rename it")
     models = {main_name: args.model} | compared
     out = args.out or args.model.resolve().parent / "report"
-    assessment = assess(args.benchmark, models, out, baselines=not args.no_baselines)
+    assessment = assess(
+        args.benchmark,
+        models,
+        out,
+        baselines=not args.no_baselines,
+        scale_reference_sites=args.scale_reference_sites,
+    )
     print(assessment.markdown)
     print(f"metrics: {out / 'metrics.json'}")
     print(f"report:  {assessment.report}")

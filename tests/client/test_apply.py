@@ -10,6 +10,7 @@ from common.artifact import Provenance, load_artifact, save_artifact
 from common.configs.model import UNetConfig
 from common.errors import InputError
 from common.model import build_model
+from fedharmonize.cli.main import main
 from tests.conftest import tiny_profile
 
 LPS = np.array([[-2.0, 0, 0, 10], [0, -2.0, 0, 20], [0, 0, 2.0, 30], [0, 0, 0, 1]])
@@ -125,3 +126,33 @@ def test_a_model_trained_on_bias_corrected_targets_corrects_its_inputs(tmp_path,
     assert artifact.metadata.input_bias_correction == "n4"
     assert shading["none"] > 1.05  # the ramp survives a global landmark map
     assert abs(shading["n4"] - 1.0) < 0.25 * (shading["none"] - 1.0)
+
+
+def test_scale_input_mapping_keeps_a_reference_scans_contrast(
+    tmp_path, write_nifti, head, identity_artifact
+):
+    scan = write_nifti("ref.nii.gz", head * 500, LPS, folder=tmp_path / "in")
+    model = tmp_path / "model"  # the identity artifact's folder
+    argv = ["apply", "--model", str(model), str(scan), "--output"]
+
+    assert main([*argv, str(tmp_path / "scaled"), "--input-mapping", "scale"]) == 0
+    assert main([*argv, str(tmp_path / "mapped")]) == 0
+
+    foreground = head > 0.2
+    scaled = nib.load(str(tmp_path / "scaled" / "ref.nii.gz")).get_fdata()[foreground]
+    mapped = nib.load(str(tmp_path / "mapped" / "ref.nii.gz")).get_fdata()[foreground]
+    ratio = scaled / (head[foreground] * 500)
+    np.testing.assert_allclose(ratio, np.median(ratio), rtol=1e-3)  # one factor for every tissue
+    assert np.percentile(scaled, 99) == pytest.approx(1.0, rel=0.02)  # the profile's top
+    bent = mapped / (head[foreground] * 500)
+    assert bent.max() / bent.min() > 1.05  # the landmark map onto tiny_profile moves tissues
+
+
+def test_apply_refuses_an_unknown_input_mapping(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["apply", "--model", str(tmp_path), "x.nii.gz", "--output", "o", "--input-mapping", "z"]
+        )
+
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'z'" in capsys.readouterr().err

@@ -1,9 +1,17 @@
-"""Landmark mapping of network inputs: the torch slice version agrees with numpy."""
+"""Network inputs: the landmark map (torch slices agree with numpy volumes) and plain scaling."""
 
 import numpy as np
+import pytest
 import torch
 
-from common.input_mapping import map_slices, map_volume_to_profile, slice_landmarks
+from common.errors import InputError
+from common.input_mapping import (
+    map_slices,
+    map_volume_to_profile,
+    scale_volume_to_profile,
+    slice_landmarks,
+    volume_input,
+)
 from common.profile import foreground_landmarks
 from common.profile_mapping import apply_knots, landmark_knots
 from tests.conftest import synthetic_head, tiny_profile
@@ -54,3 +62,29 @@ def test_volume_mapping_puts_landmarks_on_the_profile():
     np.testing.assert_allclose(
         foreground_landmarks(mapped, mask, PERCENTILES), profile.landmarks, atol=1e-3
     )
+
+
+def test_scaling_keeps_a_scans_own_contrast_where_the_landmark_map_bends_it():
+    head = synthetic_head(seed=4) * 300.0
+    mask = head > 50
+    own = foreground_landmarks(head, mask, PERCENTILES)
+    # the profile's cases differ in anatomy, so their middle percentiles sit higher
+    bend = np.array([1.0, 1.1, 1.15, 1.0, 1.0])
+    profile = tiny_profile(PERCENTILES, tuple(own / own[-1] * bend))
+
+    scaled = volume_input(head, mask, profile, "scale")
+    mapped = volume_input(head, mask, profile, "landmarks")
+
+    ratio = scaled[mask] / head[mask]
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)  # one factor: tissue ratios kept
+    assert np.percentile(scaled[mask], 99.0) == pytest.approx(profile.landmarks[-1], rel=1e-4)
+    np.testing.assert_array_equal(mapped, map_volume_to_profile(head, mask, profile))
+    bent = mapped[mask] / head[mask]
+    assert bent.max() / bent.min() > 1.05  # the landmark map moves tissues by different factors
+
+
+def test_scaling_refuses_a_scan_without_positive_foreground():
+    head = -synthetic_head(seed=1)
+
+    with pytest.raises(InputError, match="no positive foreground"):
+        scale_volume_to_profile(head, head < -0.2, tiny_profile())

@@ -11,7 +11,7 @@ from common.configs.profile import ProfileConfig
 from common.model import build_model
 from common.sites import read_site
 from common.targets import load_reference_cases, site_profile
-from simulations.evaluation import evaluate_benchmark, format_table
+from simulations.evaluation import evaluate_benchmark, format_table, scaled_name
 from simulations.metric_catalogue import METRICS
 
 pytestmark = pytest.mark.slow
@@ -65,3 +65,45 @@ def test_models_and_baselines_are_scored_side_by_side(
     assert max(raw_edges, key=raw_edges.get) == manifest["reference_site"]  # labels not shuffled
     text = format_table(table, chance=1 / 3)
     assert "| untrained |" in text and text.count("**") == 2 * len(raw)
+
+
+def test_scaled_reference_rows_change_only_the_reference_sites_scans(
+    phantom_folder: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out, manifest = phantom_folder
+    config = ProfileConfig(bias_correction="none", min_cases=1)
+    reference = manifest["reference_site"]
+    profile = site_profile(
+        load_reference_cases(read_site(out / "sites" / reference).reference_files, config),
+        config,
+        "T1w",
+    )
+    provenance = Provenance(
+        mode="local", sites=(reference,), reference_sites=(reference,), rounds=0
+    )
+    save_artifact(
+        tmp_path / "model", build_model(UNetConfig(base_channels=8), 0), profile, provenance
+    )
+
+    scores = evaluate_benchmark(
+        out,
+        {"untrained": tmp_path / "model"},
+        tmp_path / "report",
+        baselines=False,
+        scale_reference_sites=True,
+    )
+
+    scaled = scaled_name("untrained")
+    assert list(scores.table) == ["raw", "untrained", scaled]
+    others = sorted(set(manifest["sites"]) - {reference})
+    for site in others:  # the same files: landmark-mapped once, shared by both rows
+        assert scores.per_site[scaled][site] == scores.per_site["untrained"][site]
+    written = sorted(p.name for p in (tmp_path / "report" / "untrained-scaled").rglob("*.nii.gz"))
+    assert written == [f"{reference}_T1w.nii.gz"]
+    # an untrained residual U-Net is the identity, so a scaled scan scores as the raw one
+    # (both figures ignore one brightness scale), while the landmark map bends it
+    raw_a, mapped_a = scores.per_site["raw"][reference], scores.per_site["untrained"][reference]
+    scaled_a = scores.per_site[scaled][reference]
+    for key in ("nmae", "gradient_corr"):
+        assert scaled_a[key] == pytest.approx(raw_a[key], rel=1e-3)
+    assert abs(mapped_a["nmae"] - raw_a["nmae"]) > 1e-3

@@ -325,3 +325,13 @@ def test_the_training_caption_points_at_the_reference_line_only_where_it_is_draw
 
     assert "dashed line" in new and "may rise" in new
     assert "dashed" not in old and "ending close together" in old
+
+
+def test_a_scaled_row_is_explained_under_the_table_and_only_then() -> None:
+    from simulations.evaluation import scaled_name
+
+    plain = {"raw": {"nmae": 0.14}, "federated": {"nmae": 0.11}}
+    scaled = plain | {scaled_name("federated"): {"nmae": 0.10}}
+
+    assert "apply --input-mapping scale" in metrics_table(scaled, chance=1 / 3)
+    assert "input-mapping" not in metrics_table(plain, chance=1 / 3)
