@@ -15,7 +15,8 @@ alteration is global.
 The landmarks are percentiles of the foreground, so they move with anatomy as
 well as with contrast: a subject with more grey matter than the profile's
 cases has its percentiles lower, and the map bends its tissue levels. Training
-never shows that bend, and the network passes it through. A scan acquired with
+never asks the network to undo that (input and target share their landmarks),
+and the network passes it through. A scan acquired with
 the reference protocol needs no contrast change, so ``"scale"`` only scales it
 (its top landmark onto the profile's) and keeps its own contrast
 (docs/training-targets.md, "Stop 32").

@@ -215,6 +215,10 @@ def model_loaders(
     """One loader per model; with ``scale_reference_sites`` a scaled one right after each."""
     loaders = {}
     for name, path in models.items():
+        if scale_reference_sites and scaled_name(name) in models:
+            raise InputError(
+                f"model name {scaled_name(name)!r} is taken by the scaled row; rename it"
+            )
         loaders[name] = model_loader(path, out_dir / name)
         if scale_reference_sites:
             references = read_metadata(path).provenance.reference_sites

@@ -8,10 +8,11 @@ import pytest
 from common.artifact import Provenance, save_artifact
 from common.configs.model import UNetConfig
 from common.configs.profile import ProfileConfig
+from common.errors import InputError
 from common.model import build_model
 from common.sites import read_site
 from common.targets import load_reference_cases, site_profile
-from simulations.evaluation import evaluate_benchmark, format_table, scaled_name
+from simulations.evaluation import evaluate_benchmark, format_table, model_loaders, scaled_name
 from simulations.metric_catalogue import METRICS
 
 pytestmark = pytest.mark.slow
@@ -107,3 +108,11 @@ def test_scaled_reference_rows_change_only_the_reference_sites_scans(
     for key in ("nmae", "gradient_corr"):
         assert scaled_a[key] == pytest.approx(raw_a[key], rel=1e-3)
     assert abs(mapped_a["nmae"] - raw_a["nmae"]) > 1e-3
+
+
+def test_a_model_named_like_a_scaled_row_is_refused_before_any_work(tmp_path: Path) -> None:
+    models = {"fed": tmp_path / "a", scaled_name("fed"): tmp_path / "b"}
+
+    with pytest.raises(InputError, match="taken by the scaled row"):
+        model_loaders(models, tmp_path / "report", scale_reference_sites=True)
+    assert not (tmp_path / "report").exists()
