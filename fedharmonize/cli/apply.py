@@ -39,7 +39,8 @@ no contrast change: 'scale' only scales it and keeps its own contrast. On the
 0.043 / edge agreement 0.982 to 0.028 / 0.996 (docs/training-targets.md,
 "Stop 32"). Use 'scale' only for reference-protocol scans: other scans would
 keep their foreign contrast. The other sites' scans keep the map's bend, so
-scaled and mapped scans of one subject agree less than two mapped ones.
+scaled and mapped scans of one subject can agree less than two mapped ones
+('evaluate --scale-reference-sites' shows both).
 """
 
 
